@@ -1,0 +1,380 @@
+"""The wire protocol, both sides: frames, the resynchronising decoder and payload codecs.
+
+``docs/protocol.md`` is the specification; ``docs/protocol-vectors.txt`` holds the vectors
+that this module and the firmware's C codec are both tested against.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+from hil.errors import ProtocolError
+from hil.results import (
+    TFLITE_TYPE_CODES,
+    TFLITE_TYPES,
+    UNKNOWN_U32,
+    DeviceInfo,
+    MemoryReport,
+    ModelInfo,
+    OpProfile,
+    TensorSpec,
+)
+
+PROTOCOL_VERSION = 1
+SYNC = b"\xa5\x5a"
+HEADER_BYTES = 6  # sync(2) type(1) seq(1) length(2, little-endian)
+CRC_BYTES = 4
+FRAME_OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
+DEFAULT_MAX_PAYLOAD_BYTES = 4096
+REPLY_FLAG = 0x80
+UNSOLICITED_SEQ = 0  # seq of frames nobody asked for; requests use 1..255
+# A receiver gives up on a partial frame after this much line silence, so a device that
+# rebooted mid-frame or a host that died mid-write cannot wedge the other side.
+STALE_FRAME_S = 0.1
+
+BOOT_LINE_PREFIX = "HIL BOOT"
+READY_LINE = "HIL READY"
+
+
+class MsgType(IntEnum):
+    """Request types; a successful reply has type ``request | REPLY_FLAG``."""
+
+    INFO = 0x01
+    MODEL_INFO = 0x02
+    INFER = 0x03
+    PROFILE = 0x04
+    MEMORY = 0x05
+    RESET = 0x06
+    ECHO = 0x07
+    ERROR = 0x7F
+
+
+class ErrorCode(IntEnum):
+    BAD_CRC = 1
+    TOO_LARGE = 2
+    UNKNOWN_TYPE = 3
+    MALFORMED = 4
+    UNKNOWN_MODEL = 5
+    BAD_DTYPE = 6
+    BAD_SIZE = 7
+    INVOKE_FAILED = 8
+    UNSUPPORTED = 9
+
+
+def error_name(code: int) -> str:
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return f"ERROR_{code}"
+
+
+def type_name(msg_type: int) -> str:
+    base = msg_type & ~REPLY_FLAG if msg_type != MsgType.ERROR else msg_type
+    try:
+        name = MsgType(base).name
+    except ValueError:
+        name = f"0x{base:02x}"
+    return name + ("_REPLY" if msg_type & REPLY_FLAG and msg_type != MsgType.ERROR else "")
+
+
+class MalformedPayload(ProtocolError):
+    """A frame arrived intact but its payload does not decode as its type says."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    type: int
+    seq: int
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FrameFault:
+    """Bytes that started like a frame but were not one; the decoder skipped the sync byte."""
+
+    code: ErrorCode
+    seq: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """Bytes outside any frame: boot banner, log lines, garbage."""
+
+    data: bytes
+
+
+Item = Frame | FrameFault | Text
+
+
+def encode_frame(msg_type: int, seq: int, payload: bytes = b"") -> bytes:
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload of {len(payload)} bytes does not fit a frame (max 65535)")
+    body = struct.pack("<BBH", msg_type, seq, len(payload)) + payload
+    return SYNC + body + struct.pack("<I", zlib.crc32(body))
+
+
+class FrameDecoder:
+    """Turns a byte stream into frames, faults and text; never raises on any input.
+
+    After a bad CRC or an impossible length it drops one byte and scans again, so a frame
+    that starts inside the garbage is still found.
+    """
+
+    def __init__(self, max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> None:
+        self.max_payload_bytes = max_payload_bytes
+        self._buf = bytearray()
+
+    @property
+    def partial_frame(self) -> bool:
+        """True while the buffer holds the start of a frame still waiting for bytes."""
+        return self._buf.startswith(SYNC)
+
+    def feed(self, data: bytes) -> list[Item]:
+        self._buf += data
+        return list(self._drain())
+
+    def abandon_partial(self) -> list[Item]:
+        """Give up on a partial frame (the line went silent) and rescan the bytes after its sync."""
+        if not self.partial_frame:
+            return []
+        seq = self._buf[3] if len(self._buf) > 3 else UNSOLICITED_SEQ
+        del self._buf[:1]
+        fault = FrameFault(ErrorCode.MALFORMED, seq, "frame truncated: the line went silent mid-frame")
+        return [fault, *self._drain()]
+
+    def _drain(self) -> Iterator[Item]:
+        buf = self._buf
+        while buf:
+            start = buf.find(SYNC)
+            if start < 0:
+                keep = 1 if buf.endswith(SYNC[:1]) else 0  # may be the first half of a sync
+                text_end = len(buf) - keep
+                if text_end:
+                    yield Text(bytes(buf[:text_end]))
+                    del buf[:text_end]
+                return
+            if start:
+                yield Text(bytes(buf[:start]))
+                del buf[:start]
+            if len(buf) < HEADER_BYTES:
+                return
+            msg_type, seq, length = struct.unpack_from("<BBH", buf, 2)
+            if length > self.max_payload_bytes:
+                del buf[:1]
+                yield FrameFault(ErrorCode.TOO_LARGE, seq, f"length {length} > max {self.max_payload_bytes}")
+                continue
+            end = HEADER_BYTES + length + CRC_BYTES
+            if len(buf) < end:
+                return
+            (crc,) = struct.unpack_from("<I", buf, HEADER_BYTES + length)
+            if zlib.crc32(buf[2 : HEADER_BYTES + length]) != crc:
+                del buf[:1]
+                yield FrameFault(ErrorCode.BAD_CRC, seq, "CRC-32 mismatch")
+                continue
+            yield Frame(msg_type, seq, bytes(buf[HEADER_BYTES : HEADER_BYTES + length]))
+            del buf[:end]
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = 0
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self._pos + size > len(self._data):
+            raise MalformedPayload(f"payload ends at byte {len(self._data)}, needed {self._pos + size}")
+        values = struct.unpack_from(fmt, self._data, self._pos)
+        self._pos += size
+        return values
+
+    def u8(self) -> int:
+        return self.take("<B")[0]
+
+    def string(self) -> str:
+        (length,) = self.take("<B")
+        (raw,) = self.take(f"<{length}s")
+        try:
+            return raw.decode()
+        except UnicodeDecodeError as err:
+            raise MalformedPayload(f"string is not UTF-8: {raw!r}") from err
+
+    def rest(self) -> bytes:
+        data = self._data[self._pos :]
+        self._pos = len(self._data)
+        return data
+
+    def done(self) -> None:
+        if self._pos != len(self._data):
+            raise MalformedPayload(f"{len(self._data) - self._pos} unexpected trailing bytes")
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode()
+    if len(raw) > 255:
+        raise ValueError(f"string of {len(raw)} bytes does not fit the protocol (max 255): {text[:40]!r}...")
+    return bytes([len(raw)]) + raw
+
+
+def _u32_or_unknown(value: int | None) -> int:
+    return UNKNOWN_U32 if value is None else value
+
+
+def _known(value: int) -> int | None:
+    return None if value == UNKNOWN_U32 else value
+
+
+# --- INFO ---------------------------------------------------------------------------------
+
+
+def pack_info(info: DeviceInfo) -> bytes:
+    head = struct.pack("<BHIB", info.protocol_version, info.max_payload_bytes, info.clock_hz, info.model_count)
+    return head + _string(info.firmware_version) + _string(info.board) + _string(info.runtime)
+
+
+def unpack_info(payload: bytes) -> DeviceInfo:
+    r = _Reader(payload)
+    version, max_payload, clock_hz, count = r.take("<BHIB")
+    info = DeviceInfo(version, max_payload, clock_hz, count, r.string(), r.string(), r.string())
+    r.done()
+    return info
+
+
+# --- MODEL_INFO ---------------------------------------------------------------------------
+
+
+def pack_tensor_spec(spec: TensorSpec) -> bytes:
+    code = TFLITE_TYPE_CODES[spec.dtype]
+    return (
+        struct.pack(f"<BB{len(spec.shape)}H", code, len(spec.shape), *spec.shape)
+        + struct.pack("<fi", spec.scale, spec.zero_point)
+    )
+
+
+def _read_tensor_spec(r: _Reader) -> TensorSpec:
+    code, ndims = r.take("<BB")
+    if code not in TFLITE_TYPES:
+        raise MalformedPayload(f"unknown tensor type code {code}")
+    shape = r.take(f"<{ndims}H")
+    scale, zero_point = r.take("<fi")
+    return TensorSpec(TFLITE_TYPES[code], tuple(shape), scale, zero_point)
+
+
+def pack_model_info(model: ModelInfo) -> bytes:
+    return (
+        _string(model.name)
+        + struct.pack("<II", model.arena_size_bytes, model.arena_used_bytes)
+        + pack_tensor_spec(model.input)
+        + pack_tensor_spec(model.output)
+    )
+
+
+def unpack_model_info(payload: bytes) -> ModelInfo:
+    r = _Reader(payload)
+    name = r.string()
+    arena_size, arena_used = r.take("<II")
+    model = ModelInfo(name, arena_size, arena_used, _read_tensor_spec(r), _read_tensor_spec(r))
+    r.done()
+    return model
+
+
+def pack_model_info_request(index: int) -> bytes:
+    return struct.pack("<B", index)
+
+
+def unpack_model_info_request(payload: bytes) -> int:
+    r = _Reader(payload)
+    index = r.u8()
+    r.done()
+    return index
+
+
+# --- INFER --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InferRequest:
+    model: str
+    dtype_code: int
+    data: bytes
+
+
+def pack_infer_request(request: InferRequest) -> bytes:
+    return _string(request.model) + struct.pack("<B", request.dtype_code) + request.data
+
+
+def unpack_infer_request(payload: bytes) -> InferRequest:
+    r = _Reader(payload)
+    return InferRequest(r.string(), r.u8(), r.rest())
+
+
+@dataclass(frozen=True, slots=True)
+class InferReply:
+    ticks: int
+    arena_used_bytes: int
+    output: bytes
+
+
+def pack_infer_reply(reply: InferReply) -> bytes:
+    return struct.pack("<QI", reply.ticks, reply.arena_used_bytes) + reply.output
+
+
+def unpack_infer_reply(payload: bytes) -> InferReply:
+    r = _Reader(payload)
+    ticks, arena_used = r.take("<QI")
+    return InferReply(ticks, arena_used, r.rest())
+
+
+# --- MEMORY, PROFILE, ERROR ---------------------------------------------------------------
+
+
+def pack_memory(report: MemoryReport) -> bytes:
+    fields = (report.stack_size_bytes, report.stack_used_bytes, report.heap_size_bytes, report.heap_used_bytes)
+    return struct.pack("<4I", *(_u32_or_unknown(v) for v in fields))
+
+
+def unpack_memory(payload: bytes) -> MemoryReport:
+    r = _Reader(payload)
+    values = r.take("<4I")
+    r.done()
+    return MemoryReport(*(_known(v) for v in values))
+
+
+def pack_profile(ops: list[OpProfile]) -> bytes:
+    return struct.pack("<H", len(ops)) + b"".join(_string(op.tag) + struct.pack("<Q", op.ticks) for op in ops)
+
+
+def unpack_profile(payload: bytes) -> list[OpProfile]:
+    r = _Reader(payload)
+    (count,) = r.take("<H")
+    ops = [OpProfile(r.string(), r.take("<Q")[0]) for _ in range(count)]
+    r.done()
+    return ops
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply:
+    code: int
+    message: str
+
+
+def pack_error(reply: ErrorReply) -> bytes:
+    message = reply.message.encode()[:255].decode(errors="ignore")  # a reply must never fail to encode
+    return struct.pack("<B", reply.code) + _string(message)
+
+
+def unpack_error(payload: bytes) -> ErrorReply:
+    r = _Reader(payload)
+    reply = ErrorReply(r.u8(), r.string())
+    r.done()
+    return reply
+
+
+def boot_banner(firmware_version: str, board: str) -> bytes:
+    """The lines a device prints at boot; Renode's ``Wait For Line On Uart`` can match them."""
+    return f"{BOOT_LINE_PREFIX} fw={firmware_version} proto={PROTOCOL_VERSION} board={board}\r\n{READY_LINE}\r\n".encode()

@@ -1,0 +1,132 @@
+"""Glue to TFLM's own Python runtime (the ``tflite-micro`` package): load, measure, invoke."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+
+import numpy as np
+
+from hil.errors import ConfigError
+from hil.results import TensorSpec
+
+ARENA_ALIGN_BYTES = 16
+_ALLOCATION_TOTAL = re.compile(rb"Arena allocation total (\d+) bytes")
+
+
+def _runtime():  # noqa: ANN202 - the module type comes from a compiled extension
+    try:
+        from tflite_micro.python.tflite_micro import runtime
+    except ImportError as err:
+        raise ConfigError("the TFLM Python runtime is missing: pip install --pre tflite-micro") from err
+    return runtime
+
+
+@contextlib.contextmanager
+def captured_stderr() -> Iterator[list[bytes]]:
+    """Capture fd 2: TFLM's C++ logs there directly, past Python's sys.stderr."""
+    sink: list[bytes] = []
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            yield sink
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            sink.append(tmp.read())
+
+
+def interpreter(model: bytes, arena_bytes: int):  # noqa: ANN201 - see _runtime
+    """A TFLM interpreter with tensors allocated in an arena of ``arena_bytes``."""
+    with captured_stderr() as log:
+        try:
+            return _runtime().Interpreter.from_bytes(model, arena_size=arena_bytes)
+        except (RuntimeError, ValueError) as err:
+            failure = err
+    raise ConfigError(f"TFLM could not allocate the model in {arena_bytes} bytes: {failure}; {log[0][-300:]!r}")
+
+
+SMALLEST_PROBED_ARENA_BYTES = 1024
+
+
+def minimal_arena_bytes(model: bytes, upper_bytes: int = 4 << 20) -> int:
+    """Smallest arena (a multiple of 16, at least 1 KiB) in which TFLM allocates the model, by bisection.
+
+    Each probe runs in a child process: for some too-small arenas TFLM's Python runtime
+    segfaults instead of failing (seen with 2048 bytes for models/sine).
+    """
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as file:
+        file.write(model)
+        file.flush()
+
+        def fits(size: int) -> bool:
+            probe = [sys.executable, "-m", "hil.tflm", "fits", file.name, str(size)]
+            return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
+
+        # Double up to the first arena that fits, then bisect below it.
+        size = SMALLEST_PROBED_ARENA_BYTES
+        while not fits(size):
+            size *= 2
+            if size > upper_bytes:
+                raise ConfigError(f"model does not fit even a {upper_bytes}-byte arena")
+        lo, hi = size // 2 // ARENA_ALIGN_BYTES, size // ARENA_ALIGN_BYTES
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if fits(mid * ARENA_ALIGN_BYTES):
+                hi = mid
+            else:
+                lo = mid + 1
+        return hi * ARENA_ALIGN_BYTES
+
+
+def arena_used_bytes(interp) -> int:  # noqa: ANN001 - see _runtime
+    """Bytes the RecordingMicroAllocator placed in the arena: MicroInterpreter::arena_used_bytes()."""
+    with captured_stderr() as log:
+        interp.print_allocations()
+    found = _ALLOCATION_TOTAL.search(log[0])
+    if not found:
+        raise ConfigError(f"TFLM did not report its arena allocation: {log[0][:200]!r}")
+    return int(found.group(1))
+
+
+def tensor_spec(details: dict) -> TensorSpec:
+    q = details["quantization_parameters"]
+    scales, zero_points = q["scales"], q["zero_points"]
+    return TensorSpec(
+        dtype=np.dtype(details["dtype"]).name,
+        shape=tuple(int(d) for d in details["shape"]),
+        scale=float(scales[0]) if len(scales) else 0.0,
+        zero_point=int(zero_points[0]) if len(zero_points) else 0,
+    )
+
+
+def invoke(interp, tensor: np.ndarray) -> np.ndarray:  # noqa: ANN001 - see _runtime
+    interp.set_input(tensor, 0)
+    interp.invoke()
+    return np.array(interp.get_output(0), copy=True)
+
+
+def op_names(model: bytes) -> list[str]:
+    """Builtin operator names the model uses, in first-use order."""
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    m = _runtime().convert_bytearray_to_object(bytearray(model))
+    seen: list[str] = []
+    for subgraph in m.subgraphs:
+        for op in subgraph.operators or []:
+            code = _runtime().get_builtin_code_from_operator_code(m.operatorCodes[op.opcodeIndex])
+            if names[code] not in seen:
+                seen.append(names[code])
+    return seen
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["fits"]:
+    interpreter(open(sys.argv[2], "rb").read(), int(sys.argv[3]))  # exits non-zero unless it fits
