@@ -1,0 +1,64 @@
+"""Backends: each brings a device up and hands back a byte stream that speaks the wire protocol.
+
+One module per backend; a module is imported only when its backend is used, so a missing
+optional tool never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from hil.config import HilConfig, Target
+from hil.errors import ConfigError
+
+_MODULES = {
+    "reference": "hil.backends.reference:ReferenceBackend",
+    "renode": "hil.backends.renode:RenodeBackend",
+    "qemu": "hil.backends.qemu:QemuBackend",
+    "native": "hil.backends.native:NativeBackend",
+    "board": "hil.backends.board:BoardBackend",
+}
+
+
+class Backend(ABC):
+    """Brings one target's device up and down; the protocol itself lives in ``hil.device``."""
+
+    def __init__(self, target: Target, config: HilConfig, artifacts_dir: Path) -> None:
+        self.target = target
+        self.config = config
+        self.artifacts_dir = artifacts_dir
+
+    @classmethod
+    @abstractmethod
+    def unavailable_reason(cls, target: Target, config: HilConfig) -> str | None:
+        """Why this target cannot run on this machine now, or None if it can."""
+
+    @abstractmethod
+    def start(self) -> str:
+        """Start the device and return the pyserial URL of its protocol console."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the device and everything started for it; safe to call twice."""
+
+    def exit_reason(self) -> str | None:
+        """If the device's process is gone, how it ended; None while it runs."""
+        return None
+
+    def facts(self) -> dict[str, str]:
+        """Versions and paths worth keeping in the results (emulator version, ELF, ...)."""
+        return {}
+
+
+def backend_class(name: str) -> type[Backend]:
+    try:
+        module_name, class_name = _MODULES[name].split(":")
+    except KeyError:
+        raise ConfigError(f"unknown backend {name!r}: known backends are {', '.join(_MODULES)}") from None
+    return getattr(importlib.import_module(module_name), class_name)
+
+
+def unavailable_reason(target: Target, config: HilConfig) -> str | None:
+    return backend_class(target.backend).unavailable_reason(target, config)

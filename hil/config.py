@@ -1,0 +1,132 @@
+"""Configuration: the built-in target catalog plus the user's ``hil.toml``.
+
+A user's file (``./hil.toml``, or the path in ``$HIL_CONFIG``) may set paths and add or
+override targets without code::
+
+    models_dir = "models"
+    default_target = "reference"
+
+    [targets."renode:my_board"]
+    backend = "renode"
+    zephyr_board = "my_board"
+    platform = "/abs/path/my_board.repl"
+    console = "sysbus.uart0"
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from hil.errors import ConfigError
+
+BACKEND_NAMES = ("reference", "renode", "qemu", "native", "board")
+_COMMON_KEYS = {"backend", "description", "timeout_s", "boot_timeout_s", "zephyr_board"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A resource record: which backend drives the device and where its pieces are."""
+
+    name: str
+    backend: str
+    description: str = ""
+    zephyr_board: str | None = None
+    timeout_s: float = 30.0
+    boot_timeout_s: float = 30.0
+    options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKEND_NAMES:
+            raise ConfigError(f"target {self.name!r}: unknown backend {self.backend!r}; use one of {BACKEND_NAMES}")
+        if self.timeout_s <= 0 or self.boot_timeout_s <= 0:
+            raise ConfigError(f"target {self.name!r}: timeouts must be positive")
+
+    @property
+    def board_id(self) -> str:
+        """File-name-safe name, e.g. for per-target build directories."""
+        return self.name.replace(":", "-").replace("/", "_")
+
+    def option(self, key: str, default: Any = None) -> Any:
+        return self.options.get(key, default)
+
+    @classmethod
+    def from_table(cls, name: str, table: dict[str, Any]) -> Target:
+        if "backend" not in table:
+            raise ConfigError(f"target {name!r} has no backend: set backend to one of {BACKEND_NAMES}")
+        extra = {k: v for k, v in table.items() if k not in _COMMON_KEYS}
+        try:
+            return cls(
+                name=name,
+                backend=table["backend"],
+                description=str(table.get("description", "")),
+                zephyr_board=table.get("zephyr_board"),
+                timeout_s=float(table.get("timeout_s", 30.0)),
+                boot_timeout_s=float(table.get("boot_timeout_s", 30.0)),
+                options=MappingProxyType(extra),
+            )
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"target {name!r}: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class HilConfig:
+    root: Path
+    models_dir: Path
+    firmware_dir: Path
+    build_dir: Path
+    results_dir: Path
+    default_target: str
+    targets: MappingProxyType
+    source: Path | None = None
+
+    def target(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise ConfigError(f"unknown target {name!r}: known targets are {', '.join(self.targets)}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"cannot read config {path}: {err}") from err
+
+
+def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig:
+    """Built-in catalog, overlaid with ``path`` (or ``$HIL_CONFIG``, or ``<root>/hil.toml`` if present)."""
+    root = (root or Path.cwd()).resolve()
+    if path is None and os.environ.get("HIL_CONFIG"):
+        path = Path(os.environ["HIL_CONFIG"])
+    if path is None and (root / "hil.toml").is_file():
+        path = root / "hil.toml"
+    builtin = tomllib.loads(files("hil").joinpath("targets.toml").read_text())
+    user = _read_toml(path) if path else {}
+    if path:
+        root = path.resolve().parent
+    tables = {**builtin["targets"], **user.get("targets", {})}
+    targets = {name: Target.from_table(name, table) for name, table in tables.items()}
+
+    def where(key: str, default: str) -> Path:
+        return (root / user.get(key, default)).resolve()
+
+    default_target = os.environ.get("HIL_TARGET") or user.get("default_target", "reference")
+    config = HilConfig(
+        root=root,
+        models_dir=where("models_dir", "models"),
+        firmware_dir=where("firmware_dir", "firmware"),
+        build_dir=where("build_dir", "build"),
+        results_dir=where("results_dir", "results"),
+        default_target=default_target,
+        targets=MappingProxyType(targets),
+        source=path,
+    )
+    config.target(default_target)  # fail early on a typo
+    return config

@@ -1,0 +1,203 @@
+"""The ``Device`` contract: the one object every Robot keyword and pytest test talks to.
+
+A device is a backend (which brings the firmware up: twin, Renode, QEMU, native_sim, board)
+plus the wire-protocol link to it. Tests never see which backend they run on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from hil import protocol as p
+from hil.backends import Backend, backend_class
+from hil.config import HilConfig, Target
+from hil.errors import ConfigError, DeviceLost, HilError, ProtocolError
+from hil.link import Link
+from hil.results import TFLITE_TYPE_CODES, DeviceInfo, InferenceResult, MemoryReport, ModelInfo, OpProfile
+
+HANDSHAKE_RETRY_S = 0.5
+
+InferenceObserver = Callable[[InferenceResult], None]
+
+
+class Device:
+    """A device under test, reached through the wire protocol whatever the backend.
+
+    Use as a context manager, or call :meth:`open` and :meth:`close`::
+
+        with Device(config.target("reference"), config, Path("results")) as dut:
+            result = dut.infer("sine", np.array([[12]], dtype=np.int8))
+    """
+
+    def __init__(self, target: Target, config: HilConfig, artifacts_dir: Path) -> None:
+        self.target = target
+        self.config = config
+        self.artifacts_dir = artifacts_dir
+        self.backend: Backend = backend_class(target.backend)(target, config, artifacts_dir)
+        self.observers: list[InferenceObserver] = []
+        self._link: Link | None = None
+        self._info: DeviceInfo | None = None
+        self._models: dict[str, ModelInfo] = {}
+        self._log = logging.getLogger(f"hil.device({target.name})")
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    def open(self) -> DeviceInfo:
+        """Start the backend, connect, and handshake; returns what the device says it is."""
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        url = self.backend.start()
+        try:
+            self._link = Link.open(
+                url,
+                name=self.target.name,
+                console_log=self.artifacts_dir / f"console-{self.target.board_id}.log",
+                exit_reason=self.backend.exit_reason,
+            )
+            return self._handshake()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._link:
+            self._link.close()
+            self._link = None
+        self.backend.stop()
+
+    def restart(self) -> DeviceInfo:
+        """Bring a device that went away back up (the backend is started afresh)."""
+        self.close()
+        return self.open()
+
+    def __enter__(self) -> Device:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._link is not None
+
+    def lost_reason(self) -> str | None:
+        """Why the device is unusable (closed or its process ended), or None if it looks alive."""
+        if self._link is None:
+            return f"{self.target.name} is not open"
+        return self.backend.exit_reason()
+
+    @property
+    def link(self) -> Link:
+        if self._link is None:
+            raise HilError(f"{self.target.name} is not open: call open() (Robot: Open Device) first")
+        return self._link
+
+    def _handshake(self) -> DeviceInfo:
+        """Ask INFO until the device answers: it may still be booting, or printing a banner."""
+        deadline = time.monotonic() + self.target.boot_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                payload = self._request(p.MsgType.INFO, b"", max(0.05, min(HANDSHAKE_RETRY_S, remaining)), reboot_ok=True)
+                break
+            except DeviceLost:
+                raise
+            except HilError as err:
+                if time.monotonic() >= deadline:
+                    raise type(err)(f"handshake with {self.target.name} failed: {err}") from err
+        info = p.unpack_info(payload)
+        if info.protocol_version != p.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"{self.target.name} speaks protocol {info.protocol_version}, this host speaks {p.PROTOCOL_VERSION}: "
+                "rebuild the firmware or upgrade tinyml-hil"
+            )
+        self._info = info
+        self._models = {}
+        for index in range(info.model_count):
+            model = p.unpack_model_info(self._request(p.MsgType.MODEL_INFO, p.pack_model_info_request(index)))
+            self._models[model.name] = model
+        return info
+
+    def _request(
+        self, msg_type: p.MsgType, payload: bytes = b"", timeout_s: float | None = None, *, reboot_ok: bool = False
+    ) -> bytes:
+        return self.link.request(msg_type, payload, timeout_s or self.target.timeout_s, reboot_ok=reboot_ok)
+
+    # --- what the device is -----------------------------------------------------------------
+
+    @property
+    def info(self) -> DeviceInfo:
+        if self._info is None:
+            raise HilError(f"{self.target.name} is not open: call open() first")
+        return self._info
+
+    @property
+    def models(self) -> dict[str, ModelInfo]:
+        return dict(self._models)
+
+    def model(self, name: str) -> ModelInfo:
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(self._models) or "none"
+            raise ConfigError(f"unknown model {name!r}: {self.target.name} serves {known}") from None
+
+    # --- inference ----------------------------------------------------------------------------
+
+    def infer(self, model: str, tensor: np.ndarray | Sequence, timeout_s: float | None = None) -> InferenceResult:
+        """Run one inference on an already-quantized input tensor of the model's exact dtype and shape."""
+        spec = self.model(model).input
+        array = np.asarray(tensor)
+        if array.dtype != spec.numpy_dtype:
+            raise ConfigError(
+                f"wrong input dtype for {model}: got {array.dtype}, the model takes {spec.describe()}; "
+                "quantize real values with infer_values()"
+            )
+        if array.shape != spec.shape:
+            raise ConfigError(f"wrong input shape for {model}: got {list(array.shape)}, the model takes {spec.describe()}")
+        request = p.InferRequest(model, TFLITE_TYPE_CODES[spec.dtype], array.tobytes())
+        raw = self._request(p.MsgType.INFER, p.pack_infer_request(request), timeout_s)
+        reply = p.unpack_infer_reply(raw)
+        out_spec = self.model(model).output
+        if len(reply.output) != out_spec.nbytes:
+            raise ProtocolError(f"{model} output has {len(reply.output)} bytes, expected {out_spec.nbytes}")
+        output = np.frombuffer(reply.output, dtype=out_spec.numpy_dtype).reshape(out_spec.shape)
+        result = InferenceResult(model, output, reply.ticks, self.info.clock_hz, reply.arena_used_bytes, raw)
+        for observer in self.observers:
+            observer(result)
+        return result
+
+    def infer_values(self, model: str, values: np.ndarray | Sequence, timeout_s: float | None = None) -> InferenceResult:
+        """Quantize real-valued input with the model's input scale and zero point, then infer."""
+        spec = self.model(model).input
+        array = np.asarray(values, dtype=np.float64)
+        if array.size != int(np.prod(spec.shape)):
+            raise ConfigError(f"wrong input size for {model}: got {array.size} values, the model takes {spec.describe()}")
+        return self.infer(model, spec.quantize(array), timeout_s)
+
+    # --- memory, profile, maintenance -------------------------------------------------------
+
+    def memory(self) -> MemoryReport:
+        return p.unpack_memory(self._request(p.MsgType.MEMORY))
+
+    def profile(self) -> list[OpProfile]:
+        """Per-operator ticks of the last inference (empty if the device cannot profile)."""
+        return p.unpack_profile(self._request(p.MsgType.PROFILE))
+
+    def echo(self, data: bytes) -> bytes:
+        return self._request(p.MsgType.ECHO, data)
+
+    def reset(self) -> DeviceInfo:
+        """Reboot the device through the protocol and wait until it answers again."""
+        since = self.link.lines_seen
+        self._request(p.MsgType.RESET, reboot_ok=True)
+        self.link.expect_line(p.READY_LINE, self.target.boot_timeout_s, since=since)
+        return self._handshake()
+
+    def console_tail(self, lines: int = 20) -> list[str]:
+        return list(self.link.console)[-lines:]

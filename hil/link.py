@@ -1,0 +1,191 @@
+"""The host side of the wire protocol over one pyserial port: requests, replies, console lines."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import serial
+
+from hil import protocol as p
+from hil.errors import DeviceError, DeviceLost, DeviceTimeout, ProtocolError
+
+CONSOLE_TAIL_LINES = 200
+WRITE_TIMEOUT_S = 5.0
+
+
+class Link:
+    """Sends requests and waits for their replies; keeps everything else the device prints.
+
+    Bytes outside frames become console lines (kept in memory and in ``console_log``).
+    A boot banner seen while waiting for a reply means the device rebooted: the request fails
+    with :class:`DeviceLost` at once rather than running out its timeout.
+    """
+
+    def __init__(
+        self,
+        port: serial.SerialBase,
+        *,
+        name: str,
+        console_log: Path | None = None,
+        exit_reason: Callable[[], str | None] = lambda: None,
+    ) -> None:
+        self._port = port
+        self._name = name
+        self._exit_reason = exit_reason
+        self._decoder = p.FrameDecoder()
+        self._partial_line = bytearray()
+        self._last_rx = time.monotonic()
+        self._seq = 0
+        self._log = logging.getLogger(f"hil.link({name})")
+        self._console_file = console_log.open("a", encoding="utf-8") if console_log else None
+        self.console_log = console_log
+        self.console: deque[str] = deque(maxlen=CONSOLE_TAIL_LINES)
+        self.lines_seen = 0  # console lines ever received; line i stays in ``console`` while recent
+        self._boots = 0
+        self.unsolicited: deque[p.Frame] = deque(maxlen=1000)
+
+    @classmethod
+    def open(cls, url: str, *, name: str, console_log: Path | None, exit_reason: Callable[[], str | None]) -> Link:
+        try:
+            port = serial.serial_for_url(url, baudrate=115200, timeout=p.STALE_FRAME_S, write_timeout=WRITE_TIMEOUT_S)
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise DeviceLost(f"cannot open {name} console {url}: {err}") from err
+        return cls(port, name=name, console_log=console_log, exit_reason=exit_reason)
+
+    def close(self) -> None:
+        self._port.close()
+        if self._console_file:
+            self._console_file.close()
+            self._console_file = None
+
+    def _next_seq(self) -> int:
+        self._seq = self._seq % 255 + 1  # 1..255; 0 marks unsolicited frames
+        return self._seq
+
+    def write_raw(self, data: bytes) -> None:
+        try:
+            self._port.write(data)
+            self._port.flush()
+        except serial.SerialTimeoutException as err:
+            raise DeviceTimeout(f"{self._name} did not accept {len(data)} bytes within {WRITE_TIMEOUT_S} s") from err
+        except (serial.SerialException, OSError) as err:
+            raise DeviceLost(self._lost(f"writing to the console failed: {err}")) from err
+
+    def request(
+        self, msg_type: p.MsgType, payload: bytes = b"", timeout_s: float = 10.0, *, reboot_ok: bool = False
+    ) -> bytes:
+        """Send one request and return the payload of its reply.
+
+        A reboot seen meanwhile fails the request unless ``reboot_ok`` (handshake, RESET).
+        """
+        seq = self._next_seq()
+        what = f"{msg_type.name} (seq {seq})"
+        boots_before = self._boots
+        self.write_raw(p.encode_frame(msg_type, seq, payload))
+        deadline = time.monotonic() + timeout_s
+        while True:
+            for item in self._receive(deadline, what, timeout_s):
+                if isinstance(item, p.Frame) and item.seq == seq:
+                    return self._reply_payload(item, msg_type, what)
+                if isinstance(item, p.Frame):
+                    self.unsolicited.append(item)
+                elif isinstance(item, p.FrameFault):
+                    self._log.warning("corrupted frame from device: %s (seq %d)", item.detail, item.seq)
+            if self._boots != boots_before and not reboot_ok:
+                raise DeviceLost(self._lost(f"the device rebooted while {what} was pending"))
+
+    def _reply_payload(self, frame: p.Frame, msg_type: p.MsgType, what: str) -> bytes:
+        if frame.type == p.MsgType.ERROR:
+            try:
+                err = p.unpack_error(frame.payload)
+            except ProtocolError as bad:
+                raise ProtocolError(f"unreadable ERROR reply to {what}: {bad}") from bad
+            raise DeviceError(err.code, p.error_name(err.code), err.message, what)
+        if frame.type != msg_type | p.REPLY_FLAG:
+            raise ProtocolError(f"reply to {what} has type {p.type_name(frame.type)}, expected {msg_type.name}_REPLY")
+        return frame.payload
+
+    def expect_line(self, pattern: str, timeout_s: float, since: int | None = None) -> re.Match[str]:
+        """Wait for a console line matching ``pattern``, looking at lines numbered ``since`` onwards.
+
+        ``since`` defaults to the oldest line still kept, so a line that already arrived counts.
+        """
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout_s
+        next_line = self.lines_seen - len(self.console) if since is None else since
+        while True:
+            oldest_kept = self.lines_seen - len(self.console)
+            for line in list(self.console)[max(0, next_line - oldest_kept) :]:
+                if match := regex.search(line):
+                    return match
+            next_line = self.lines_seen
+            for item in self._receive(deadline, f"console line matching {pattern!r}", timeout_s):
+                if isinstance(item, p.Frame):
+                    self.unsolicited.append(item)
+
+    def poll(self) -> None:
+        """Read whatever is waiting without blocking long (keeps console and events current)."""
+        for item in self._receive(time.monotonic() + p.STALE_FRAME_S, "nothing", p.STALE_FRAME_S, quiet=True):
+            if isinstance(item, p.Frame):
+                self.unsolicited.append(item)
+
+    def _receive(self, deadline: float, what: str, timeout_s: float, quiet: bool = False) -> list[p.Item]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if quiet:
+                return []
+            raise DeviceTimeout(self._timed_out(what, timeout_s))
+        self._port.timeout = min(remaining, p.STALE_FRAME_S)
+        try:
+            data = self._port.read(max(1, self._port.in_waiting))
+        except (serial.SerialException, OSError) as err:
+            raise DeviceLost(self._lost(f"the console closed while waiting for {what}: {err}")) from err
+        if data:
+            self._last_rx = time.monotonic()
+            items = self._decoder.feed(data)
+        else:
+            if reason := self._exit_reason():
+                raise DeviceLost(self._lost(f"{reason} while waiting for {what}"))
+            stale = time.monotonic() - self._last_rx > p.STALE_FRAME_S
+            items = self._decoder.abandon_partial() if stale else []
+        for item in items:
+            if isinstance(item, p.Text):
+                self._add_text(item.data)
+        return items
+
+    def _add_text(self, data: bytes) -> None:
+        self._partial_line += data
+        *lines, rest = self._partial_line.split(b"\n")
+        self._partial_line = bytearray(rest)
+        for raw in lines:
+            line = raw.decode(errors="replace").rstrip("\r")
+            self.console.append(line)
+            self.lines_seen += 1
+            if line.startswith(p.BOOT_LINE_PREFIX):
+                self._boots += 1
+            if self._console_file:
+                self._console_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+                self._console_file.flush()
+
+    def _tail(self, n: int = 8) -> str:
+        lines = list(self.console)[-n:]
+        where = f"; full log: {self.console_log}" if self.console_log else ""
+        return ("last console lines: " + " | ".join(lines) if lines else "the console printed nothing") + where
+
+    def _timed_out(self, what: str, timeout_s: float) -> str:
+        return f"{self._name}: no {what} within {timeout_s:g} s; {self._tail()}"
+
+    def _lost(self, what: str) -> str:
+        reason = self._exit_reason()
+        for _ in range(10):  # a killed process may take a moment to be reaped
+            if reason:
+                break
+            time.sleep(0.05)
+            reason = self._exit_reason()
+        prefix = f"{reason}: " if reason and reason not in what else ""
+        return f"{self._name}: {prefix}{what}; {self._tail()}"

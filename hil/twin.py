@@ -1,0 +1,204 @@
+"""The reference twin: a process that plays the device, on a pty, with TFLM's own runtime.
+
+    python -m hil.twin --models models [--model sine ...]
+
+It prints ``HIL-TWIN PTY <path>`` on stdout, then serves the device side of the wire protocol
+on that pty until its parent exits or it is killed. It is the executable specification of the
+firmware: the firmware must answer every request exactly as :class:`TwinFirmware` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import sys
+import time
+import tty
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import numpy as np
+
+from hil import protocol as p
+from hil import tflm
+from hil.errors import HilError
+from hil.models import ModelZoo
+from hil.results import TFLITE_TYPE_CODES, TFLITE_TYPES, DeviceInfo, MemoryReport, ModelInfo
+
+FIRMWARE_VERSION = "twin-" + version("tinyml-hil")
+PTY_LINE_PREFIX = "HIL-TWIN PTY "
+CLOCK_HZ = 1_000_000_000  # ticks are perf_counter_ns nanoseconds
+
+
+class Refused(Exception):
+    """A request the device understood and refuses; becomes an ERROR reply."""
+
+    def __init__(self, code: p.ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class _LoadedModel:
+    info: ModelInfo
+    interpreter: object
+
+
+class TwinFirmware:
+    """The device's request handling, independent of the byte transport."""
+
+    def __init__(self, zoo: ModelZoo, names: list[str], board: str = "reference") -> None:
+        self.board = board
+        self._manifests = [zoo.manifest(name) for name in names]
+        self._models: dict[str, _LoadedModel] = {}
+        self._handlers: dict[int, Callable[[bytes], bytes]] = {
+            p.MsgType.INFO: self._info,
+            p.MsgType.MODEL_INFO: self._model_info,
+            p.MsgType.INFER: self._infer,
+            p.MsgType.PROFILE: self._profile,
+            p.MsgType.MEMORY: self._memory,
+            p.MsgType.RESET: lambda payload: b"",
+            p.MsgType.ECHO: lambda payload: payload,
+        }
+        self.boot()
+
+    def boot(self) -> None:
+        """(Re)create every interpreter, as a device reset would."""
+        self._models.clear()
+        for m in self._manifests:
+            interp = tflm.interpreter(m.tflite_path.read_bytes(), m.arena_bytes)
+            in_spec = tflm.tensor_spec(interp.get_input_details(0))
+            out_spec = tflm.tensor_spec(interp.get_output_details(0))
+            info = ModelInfo(m.name, m.arena_bytes, tflm.arena_used_bytes(interp), in_spec, out_spec)
+            self._models[m.name] = _LoadedModel(info, interp)
+
+    def banner(self) -> bytes:
+        return p.boot_banner(FIRMWARE_VERSION, self.board)
+
+    def handle(self, frame: p.Frame) -> bytes:
+        """The reply frame for one request frame."""
+        handler = self._handlers.get(frame.type)
+        if handler is None:
+            return self._error(frame.seq, p.ErrorCode.UNKNOWN_TYPE, f"unknown request type 0x{frame.type:02x}")
+        try:
+            return p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, handler(frame.payload))
+        except p.MalformedPayload as err:
+            return self._error(frame.seq, p.ErrorCode.MALFORMED, f"{p.type_name(frame.type)}: {err}")
+        except Refused as err:
+            return self._error(frame.seq, err.code, str(err))
+
+    def handle_fault(self, fault: p.FrameFault) -> bytes:
+        return self._error(fault.seq, fault.code, fault.detail)
+
+    @staticmethod
+    def _error(seq: int, code: p.ErrorCode, message: str) -> bytes:
+        return p.encode_frame(p.MsgType.ERROR, seq, p.pack_error(p.ErrorReply(code, message)))
+
+    def _info(self, payload: bytes) -> bytes:
+        if payload:
+            raise p.MalformedPayload("INFO takes no payload")
+        runtime = "tflite-micro " + version("tflite-micro")
+        info = DeviceInfo(
+            p.PROTOCOL_VERSION, p.DEFAULT_MAX_PAYLOAD_BYTES, CLOCK_HZ, len(self._models), FIRMWARE_VERSION, self.board, runtime
+        )
+        return p.pack_info(info)
+
+    def _model_info(self, payload: bytes) -> bytes:
+        index = p.unpack_model_info_request(payload)
+        models = list(self._models.values())
+        if index >= len(models):
+            raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"model index {index} out of range: this device has {len(models)}")
+        return p.pack_model_info(models[index].info)
+
+    def _infer(self, payload: bytes) -> bytes:
+        request = p.unpack_infer_request(payload)
+        model = self._models.get(request.model)
+        if model is None:
+            known = ", ".join(self._models)
+            raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"unknown model '{request.model}': this device has {known}")
+        spec = model.info.input
+        if request.dtype_code != TFLITE_TYPE_CODES[spec.dtype]:
+            got = TFLITE_TYPES.get(request.dtype_code, f"type {request.dtype_code}")
+            raise Refused(p.ErrorCode.BAD_DTYPE, f"model {request.model} takes {spec.dtype} input, got {got}")
+        if len(request.data) != spec.nbytes:
+            raise Refused(
+                p.ErrorCode.BAD_SIZE,
+                f"model {request.model} takes {spec.nbytes} bytes ({spec.describe()}), got {len(request.data)}",
+            )
+        tensor = np.frombuffer(request.data, dtype=spec.numpy_dtype).reshape(spec.shape)
+        start = time.perf_counter_ns()
+        try:
+            output = tflm.invoke(model.interpreter, tensor)
+        except (RuntimeError, ValueError) as err:
+            raise Refused(p.ErrorCode.INVOKE_FAILED, f"invoke failed: {err}") from err
+        ticks = time.perf_counter_ns() - start
+        return p.pack_infer_reply(p.InferReply(ticks, model.info.arena_used_bytes, output.tobytes()))
+
+    def _profile(self, payload: bytes) -> bytes:
+        if payload:
+            raise p.MalformedPayload("PROFILE takes no payload")
+        return p.pack_profile([])  # TFLM's Python runtime exposes no per-op timing
+
+    def _memory(self, payload: bytes) -> bytes:
+        if payload:
+            raise p.MalformedPayload("MEMORY takes no payload")
+        return p.pack_memory(MemoryReport(None, None, None, None))  # a host process has no MCU stack or heap
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def serve(fd: int, firmware: TwinFirmware, parent_pid: int) -> None:
+    """Answer requests on ``fd`` until the parent process goes away."""
+    decoder = p.FrameDecoder()
+    _write_all(fd, firmware.banner())
+    last_rx = time.monotonic()
+    while os.getppid() == parent_pid:
+        ready, _, _ = select.select([fd], [], [], p.STALE_FRAME_S / 2)
+        if ready:
+            items = decoder.feed(os.read(fd, 65536))
+            last_rx = time.monotonic()
+        elif decoder.partial_frame and time.monotonic() - last_rx > p.STALE_FRAME_S:
+            items = decoder.abandon_partial()
+        else:
+            continue
+        for item in items:
+            if isinstance(item, p.FrameFault):
+                _write_all(fd, firmware.handle_fault(item))
+            elif isinstance(item, p.Frame):
+                _write_all(fd, firmware.handle(item))
+                if item.type == p.MsgType.RESET:
+                    decoder = p.FrameDecoder()
+                    firmware.boot()
+                    _write_all(fd, firmware.banner())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hil.twin", description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=Path, default=Path("models"), help="model zoo directory (default: models)")
+    parser.add_argument("--model", action="append", help="serve only this model (repeatable; default: all)")
+    parser.add_argument("--board", default="reference", help="board name to report (default: reference)")
+    args = parser.parse_args(argv)
+    parent_pid = os.getppid()
+    try:
+        zoo = ModelZoo(args.models)
+        firmware = TwinFirmware(zoo, args.model or zoo.names(), args.board)
+    except HilError as err:
+        print(f"HIL-TWIN ERROR {err}", flush=True)
+        return 2
+    master, slave = os.openpty()
+    tty.setraw(slave)  # bytes pass untouched: no echo, no CR/LF mapping, no signals
+    print(PTY_LINE_PREFIX + os.ttyname(slave), flush=True)
+    # Keeping our own slave fd open means the host may close and reopen the port without EIO here.
+    serve(master, firmware, parent_pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
