@@ -58,7 +58,10 @@ class Link:
         return cls(port, name=name, console_log=console_log, exit_reason=exit_reason)
 
     def close(self) -> None:
-        self._port.close()
+        try:
+            self._port.close()
+        except (serial.SerialException, OSError) as err:  # the other end may already be gone
+            self._log.debug("closing %s: %s", self._name, err)
         if self._console_file:
             self._console_file.close()
             self._console_file = None
