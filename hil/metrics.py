@@ -1,0 +1,133 @@
+"""Per-test metrics, written as JSON lines while tests run and merged into ``metrics.json``.
+
+The schema is documented in ``docs/metrics.md``. Robot and pytest each append to their own
+file under ``<out>/metrics/``; ``merge_metrics`` joins them, so a crash in one framework
+never loses what the other recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hil import __version__
+from hil.checks import EvaluationResult, GoldenComparison, LatencyStats
+from hil.results import DeviceInfo, InferenceResult
+
+SCHEMA = "tinyml-hil.metrics/1"
+METRICS_DIR = "metrics"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class _ModelMetrics:
+    inferences: list[InferenceResult] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"inferences": len(self.inferences)}
+        timed = [r for r in self.inferences if r.latency_us is not None]
+        if timed:
+            out["latency_us"] = LatencyStats.of(timed).as_dict()
+        if self.inferences:
+            out["arena_used_bytes"] = max(r.arena_used_bytes for r in self.inferences)
+        return out | self.extra
+
+
+class MetricsRecorder:
+    """Collects what one test did on the device; one JSON line per finished test."""
+
+    def __init__(self, out_dir: Path, framework: str, target: str) -> None:
+        self.path = out_dir / METRICS_DIR / f"{framework}.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.framework = framework
+        self.target = target
+        self._test: str | None = None
+        self._suite = ""
+        self._started = 0.0
+        self._models: dict[str, _ModelMetrics] = {}
+        self._extra: dict[str, Any] = {}
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps(record, default=str) + "\n")
+
+    def device_opened(self, info: DeviceInfo, facts: dict[str, str]) -> None:
+        self._write({"kind": "device", "target": self.target, "at": _now(), **asdict(info), "facts": facts})
+
+    def start_test(self, suite: str, name: str) -> None:
+        self._suite, self._test, self._started = suite, name, time.monotonic()
+        self._models, self._extra = {}, {}
+
+    def _model(self, name: str) -> _ModelMetrics:
+        return self._models.setdefault(name, _ModelMetrics())
+
+    def on_inference(self, result: InferenceResult) -> None:
+        if self._test is not None:
+            self._model(result.model).inferences.append(result)
+
+    def golden(self, comparison: GoldenComparison) -> None:
+        self._model(comparison.model).extra["golden"] = comparison.as_dict()
+
+    def evaluation(self, result: EvaluationResult) -> None:
+        self._model(result.model).extra["evaluation"] = {
+            "metric": result.metric.name,
+            "score": result.score,
+            "floor": result.metric.threshold,
+            "samples": result.samples,
+        }
+
+    def note(self, key: str, value: Any) -> None:
+        """Attach any JSON-able fact to the running test (memory report, budgets used, ...)."""
+        self._extra[key] = value
+
+    def end_test(self, status: str, message: str = "") -> None:
+        if self._test is None:
+            return
+        self._write(
+            {
+                "kind": "test",
+                "framework": self.framework,
+                "suite": self._suite,
+                "test": self._test,
+                "target": self.target,
+                "status": status,
+                "message": message,
+                "duration_s": round(time.monotonic() - self._started, 3),
+                "models": {name: m.as_dict() for name, m in self._models.items()},
+                **self._extra,
+            }
+        )
+        self._test = None
+
+
+def merge_metrics(out_dir: Path) -> dict[str, Any]:
+    """Join every framework's JSON lines into ``<out>/metrics.json`` and return it."""
+    tests: list[dict[str, Any]] = []
+    devices: list[dict[str, Any]] = []
+    for path in sorted((out_dir / METRICS_DIR).glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash; the rest still counts
+            (tests if record.pop("kind", "test") == "test" else devices).append(record)
+    counts = {status: sum(t["status"] == status for t in tests) for status in ("PASS", "FAIL", "SKIP")}
+    merged = {
+        "schema": SCHEMA,
+        "generated": _now(),
+        "tool_version": __version__,
+        "targets": sorted({t["target"] for t in tests} | {d["target"] for d in devices}),
+        "devices": devices,
+        "summary": {"tests": len(tests), "passed": counts["PASS"], "failed": counts["FAIL"], "skipped": counts["SKIP"]},
+        "tests": tests,
+    }
+    (out_dir / "metrics.json").write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
+    return merged

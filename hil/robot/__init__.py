@@ -1,0 +1,249 @@
+"""Robot Framework keyword library for tinyml-hil: ``Library    hil.robot.HilLibrary``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+from robot.api import Error, Failure, SkipExecution, logger
+from robot.api.deco import keyword, library
+from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
+
+from hil import __version__, checks
+from hil.errors import BackendUnavailable, CheckFailed, ConfigError, HilError
+from hil.results import DeviceInfo, InferenceResult, MemoryReport
+from hil.session import HilSession
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _robot_error(err: HilError) -> Exception:
+    """The one place where our errors become Robot's failure kinds."""
+    if isinstance(err, BackendUnavailable):
+        return SkipExecution(str(err))
+    if isinstance(err, ConfigError):
+        return Error(str(err))  # the suite asked for something that does not exist
+    # Wrong answers, timeouts and a lost device fail this test only: the next test restarts the device.
+    return Failure(str(err))
+
+
+def hil_keyword(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HilError as err:
+            raise _robot_error(err) from err
+
+    return keyword(wrapper)  # type: ignore[return-value]
+
+
+def _variable(name: str) -> Any:
+    try:
+        return BuiltIn().get_variable_value("${" + name + "}")
+    except RobotNotRunningError:
+        return None
+
+
+@library(scope="SUITE", version=__version__, doc_format="reST")
+class HilLibrary:
+    """Keywords to test TinyML firmware through the tinyml-hil wire protocol.
+
+    The same keywords run on every target: the reference twin, Renode, QEMU, native_sim and
+    boards. The target comes from ``Open Device``'s argument, else the ``${HIL_TARGET}``
+    variable, else ``$HIL_TARGET``, else the configured default (``reference``).
+
+    Example::
+
+        *** Settings ***
+        Library           hil.robot.HilLibrary
+        Suite Setup       Open Device
+        Suite Teardown    Close Device
+
+        *** Test Cases ***
+        Inference Matches Golden Vectors
+            Output Should Match Golden    sine
+    """
+
+    ROBOT_LISTENER_API_VERSION = 3
+
+    def __init__(self) -> None:
+        self.ROBOT_LIBRARY_LISTENER = self
+        self._session: HilSession | None = None
+
+    # --- listener: one metrics record per test ----------------------------------------------
+
+    def start_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
+        if self._session:
+            self._session.recorder.start_test(result.parent.longname, result.name)
+
+    def end_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
+        if self._session:
+            self._session.recorder.end_test(result.status, result.message)
+
+    # --- session ------------------------------------------------------------------------------
+
+    @property
+    def session(self) -> HilSession:
+        if self._session is None:
+            raise Error("no device is open: call Open Device first (usually in Suite Setup)")
+        return self._session
+
+    @hil_keyword
+    def open_device(self, target: str | None = None, config: Path | None = None) -> DeviceInfo:
+        """Start the target's device and handshake with it; returns its ``DeviceInfo``.
+
+        Args:
+            target: target name such as ``reference`` or ``renode:nrf52840dk``.
+            config: a ``hil.toml``; default ``$HIL_CONFIG`` or ``./hil.toml``.
+
+        A target whose tools are missing skips the test with the reason.
+        """
+        target = target or _variable("HIL_TARGET")
+        out_dir = _variable("HIL_RESULTS") or _variable("OUTPUT DIR")
+        self._session = HilSession("robot", target, config, Path(out_dir) if out_dir else None)
+        info = self._session.device().info
+        logger.info(f"{self._session.target.name}: firmware {info.firmware_version}, board {info.board}, {info.runtime}")
+        return info
+
+    @hil_keyword
+    def close_device(self) -> None:
+        """Stop the device and everything its backend started. Safe to call twice."""
+        if self._session:
+            self._session.close()
+            self._session = None
+
+    @hil_keyword
+    def reset_device(self) -> DeviceInfo:
+        """Reboot the device through the protocol and wait until it answers again."""
+        return self.session.device().reset()
+
+    @hil_keyword
+    def device_should_serve_model(self, model: str) -> None:
+        """Fail unless the device reports ``model`` among the models it serves."""
+        self.session.device().model(model)
+
+    @hil_keyword
+    def get_memory_report(self) -> MemoryReport:
+        """Stack and heap use as the device measures them (``None`` fields where it cannot)."""
+        report = self.session.device().memory()
+        self.session.recorder.note("memory", {k: getattr(report, k) for k in report.__slots__})
+        return report
+
+    # --- inference ----------------------------------------------------------------------------
+
+    @hil_keyword
+    def run_inference(self, model: str, *values: int) -> InferenceResult:
+        """Run one inference on already-quantized integer input ``values`` (flattened).
+
+        Example: ``${r}=    Run Inference    sine    12``
+        """
+        device = self.session.device()
+        spec = device.model(model).input
+        if len(values) != int(np.prod(spec.shape)):
+            raise ConfigError(f"wrong input size for {model}: got {len(values)} values, the model takes {spec.describe()}")
+        return device.infer(model, np.array(values, dtype=spec.numpy_dtype).reshape(spec.shape))
+
+    @hil_keyword
+    def run_inference_with_values(self, model: str, *values: float) -> InferenceResult:
+        """Quantize real-valued input ``values`` with the model's input parameters, then infer."""
+        return self.session.device().infer_values(model, [float(v) for v in values])
+
+    @hil_keyword
+    def output_should_be_close_to(self, result: InferenceResult, *expected: float, tolerance: float = 0.05) -> None:
+        """Dequantize ``result`` and fail if any value is further than ``tolerance`` from ``expected``."""
+        spec = self.session.device().model(result.model).output
+        actual = spec.dequantize(result.output).ravel()
+        wanted = np.array(expected, dtype=np.float64)
+        if actual.shape != wanted.shape or np.max(np.abs(actual - wanted)) > tolerance:
+            raise CheckFailed(f"{result.model}: output {actual.round(4).tolist()} is not within {tolerance} of {wanted.tolist()}")
+
+    @hil_keyword
+    def output_should_match_golden(self, model: str, tolerance: int | None = None) -> checks.GoldenComparison:
+        """Run every golden vector of ``model`` and compare outputs with TFLM's, element by element.
+
+        ``tolerance`` is in output quantization steps; default the manifest's (0: bit-exact).
+        """
+        comparison = checks.run_golden(self.session.device(), self.session.zoo, model, tolerance)
+        self.session.recorder.golden(comparison)
+        logger.info(f"{model}: {comparison.vectors - len(comparison.mismatched)}/{comparison.vectors} golden vectors match")
+        checks.check_golden(comparison)
+        return comparison
+
+    @hil_keyword
+    def evaluation_score_should_meet_floor(self, model: str) -> checks.EvaluationResult:
+        """Score the device on the model's evaluation set; fail if it misses the manifest's floor."""
+        result = checks.evaluate(self.session.device(), self.session.zoo, model)
+        self.session.recorder.evaluation(result)
+        logger.info(f"{model}: {result.metric.name} = {result.score:.4f} (floor {result.metric.threshold})")
+        checks.check_evaluation(result)
+        return result
+
+    @hil_keyword
+    def latency_should_be_below(
+        self, model: str, limit_us: float | None = None, inferences: int = 20, statistic: str = "p95"
+    ) -> checks.LatencyStats:
+        """Run ``inferences`` golden inputs and fail if the ``statistic`` latency exceeds ``limit_us``.
+
+        The limit defaults to the model's latency budget for this target in its manifest.
+        """
+        session = self.session
+        limit = limit_us if limit_us is not None else session.zoo.manifest(model).budget(session.target.name).latency_us
+        if limit is None:
+            raise ConfigError(f"{model} has no latency budget for {session.target.name}: pass limit_us")
+        golden = session.zoo.golden(model)
+        device = session.device()
+        results = [device.infer(model, golden.inputs[i % len(golden)]) for i in range(inferences)]
+        stats = checks.LatencyStats.of(results)
+        session.recorder.note("latency_limit_us", limit)
+        logger.info(f"{model}: latency median {stats.median_us:.1f} µs, p95 {stats.p95_us:.1f} µs, max {stats.max_us:.1f} µs")
+        checks.check_latency(model, stats, limit, statistic)
+        return stats
+
+    @hil_keyword
+    def arena_usage_should_be_below(self, model: str, limit_bytes: int | None = None) -> int:
+        """Fail if the device's tensor arena use for ``model`` exceeds ``limit_bytes`` (default: budget)."""
+        session = self.session
+        limit = limit_bytes if limit_bytes is not None else session.zoo.manifest(model).budget(session.target.name).arena_bytes
+        if limit is None:
+            raise ConfigError(f"{model} has no arena budget for {session.target.name}: pass limit_bytes")
+        used = session.device().model(model).arena_used_bytes
+        session.recorder.note("arena_limit_bytes", limit)
+        checks.check_arena(model, used, limit)
+        return used
+
+    # --- the line ------------------------------------------------------------------------------
+
+    @hil_keyword
+    def send_raw_bytes(self, hex_bytes: str) -> None:
+        """Write raw bytes (hex, spaces allowed) to the device's console, e.g. to test resynchronisation."""
+        try:
+            data = bytes.fromhex(hex_bytes)
+        except ValueError as err:
+            raise ConfigError(f"not hex bytes: {hex_bytes!r}") from err
+        self.session.device().link.write_raw(data)
+
+    @hil_keyword
+    def wait_for_line_on_uart(self, pattern: str, timeout: timedelta = timedelta(seconds=10)) -> str:
+        """Wait until the device prints a console line matching the regular expression ``pattern``.
+
+        Named like Renode's keyword so suites read the same on every target.
+        """
+        match = self.session.device().link.expect_line(pattern, timeout.total_seconds())
+        return match.string
+
+    @hil_keyword
+    def console_should_not_contain(self, pattern: str) -> None:
+        """Fail if any kept console line matches ``pattern`` (e.g. a fault or assert message)."""
+        import re
+
+        device = self.session.device()
+        device.link.poll()
+        hits = [line for line in device.console_tail(1000) if re.search(pattern, line)]
+        if hits:
+            raise CheckFailed(f"console printed {len(hits)} line(s) matching {pattern!r}: {hits[:3]}")
+

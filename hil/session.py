@@ -1,0 +1,67 @@
+"""What both test frameworks need: config, the model zoo, one device, a metrics recorder.
+
+The Robot library and the pytest plugin are thin layers over :class:`HilSession`, so the two
+behave the same: same target selection, same recovery, same metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from hil.config import HilConfig, load_config
+from hil.device import Device
+from hil.errors import HilError
+from hil.metrics import MetricsRecorder
+from hil.models import ModelZoo
+
+log = logging.getLogger(__name__)
+
+
+class HilSession:
+    def __init__(
+        self,
+        framework: str,
+        target: str | None = None,
+        config_path: Path | None = None,
+        out_dir: Path | None = None,
+    ) -> None:
+        self.config: HilConfig = load_config(config_path)
+        self.target = self.config.target(target or self.config.default_target)
+        env_out = os.environ.get("HIL_RESULTS")
+        self.out_dir = (out_dir or (Path(env_out) if env_out else self.config.results_dir)).resolve()
+        self.zoo = ModelZoo(self.config.models_dir)
+        self.recorder = MetricsRecorder(self.out_dir, framework, self.target.name)
+        self._device: Device | None = None
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.out_dir / "artifacts" / self.target.board_id
+
+    def device(self) -> Device:
+        """The open device, started on first use and restarted if it went away since."""
+        if self._device is None:
+            device = Device(self.target, self.config, self.artifacts_dir)
+            device.observers.append(self.recorder.on_inference)
+            info = device.open()
+            self.recorder.device_opened(info, device.backend.facts())
+            self._device = device
+        elif reason := self._device.lost_reason():
+            log.warning("%s went away (%s): restarting it", self.target.name, reason)
+            self.recorder.note("device_restarted", reason)
+            info = self._device.restart()
+            self.recorder.device_opened(info, self._device.backend.facts())
+        return self._device
+
+    @property
+    def device_if_open(self) -> Device | None:
+        return self._device
+
+    def close(self) -> None:
+        device, self._device = self._device, None
+        if device is not None:
+            try:
+                device.close()
+            except HilError as err:
+                log.warning("closing %s: %s", self.target.name, err)
