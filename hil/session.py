@@ -10,9 +10,10 @@ import logging
 import os
 from pathlib import Path
 
+from hil import checks
 from hil.config import HilConfig, load_config
 from hil.device import Device
-from hil.errors import HilError
+from hil.errors import ConfigError, HilError
 from hil.metrics import MetricsRecorder
 from hil.models import ModelZoo
 
@@ -65,3 +66,45 @@ class HilSession:
                 device.close()
             except HilError as err:
                 log.warning("closing %s: %s", self.target.name, err)
+
+    # --- checks that also record what they measured --------------------------------------------
+
+    def check_golden(self, model: str, tolerance: int | None = None) -> checks.GoldenComparison:
+        """Run every golden vector on the device; fail unless outputs match TFLM's within ``tolerance``."""
+        comparison = checks.run_golden(self.device(), self.zoo, model, tolerance)
+        self.recorder.golden(comparison)
+        checks.check_golden(comparison)
+        return comparison
+
+    def check_evaluation(self, model: str) -> checks.EvaluationResult:
+        """Score the device on the evaluation set; fail if it misses the manifest's floor."""
+        result = checks.evaluate(self.device(), self.zoo, model)
+        self.recorder.evaluation(result)
+        checks.check_evaluation(result)
+        return result
+
+    def check_latency(
+        self, model: str, limit_us: float | None = None, inferences: int = 20, statistic: str = "p95"
+    ) -> checks.LatencyStats:
+        """Time ``inferences`` golden inputs; fail if the statistic exceeds the limit (default: budget)."""
+        if limit_us is None:
+            limit_us = self.zoo.manifest(model).budget(self.target.name).latency_us
+        if limit_us is None:
+            raise ConfigError(f"{model} has no latency budget for {self.target.name}: give a limit")
+        golden = self.zoo.golden(model)
+        device = self.device()
+        stats = checks.LatencyStats.of([device.infer(model, golden.inputs[i % len(golden)]) for i in range(inferences)])
+        self.recorder.note("latency_limit_us", limit_us)
+        checks.check_latency(model, stats, limit_us, statistic)
+        return stats
+
+    def check_arena(self, model: str, limit_bytes: int | None = None) -> int:
+        """Fail if the device's arena use for ``model`` exceeds the limit (default: budget)."""
+        if limit_bytes is None:
+            limit_bytes = self.zoo.manifest(model).budget(self.target.name).arena_bytes
+        if limit_bytes is None:
+            raise ConfigError(f"{model} has no arena budget for {self.target.name}: give a limit")
+        used = self.device().model(model).arena_used_bytes
+        self.recorder.note("arena_limit_bytes", limit_bytes)
+        checks.check_arena(model, used, limit_bytes)
+        return used

@@ -168,19 +168,15 @@ class HilLibrary:
 
         ``tolerance`` is in output quantization steps; default the manifest's (0: bit-exact).
         """
-        comparison = checks.run_golden(self.session.device(), self.session.zoo, model, tolerance)
-        self.session.recorder.golden(comparison)
-        logger.info(f"{model}: {comparison.vectors - len(comparison.mismatched)}/{comparison.vectors} golden vectors match")
-        checks.check_golden(comparison)
+        comparison = self.session.check_golden(model, tolerance)
+        logger.info(f"{model}: all {comparison.vectors} golden vectors match")
         return comparison
 
     @hil_keyword
     def evaluation_score_should_meet_floor(self, model: str) -> checks.EvaluationResult:
         """Score the device on the model's evaluation set; fail if it misses the manifest's floor."""
-        result = checks.evaluate(self.session.device(), self.session.zoo, model)
-        self.session.recorder.evaluation(result)
+        result = self.session.check_evaluation(model)
         logger.info(f"{model}: {result.metric.name} = {result.score:.4f} (floor {result.metric.threshold})")
-        checks.check_evaluation(result)
         return result
 
     @hil_keyword
@@ -191,30 +187,14 @@ class HilLibrary:
 
         The limit defaults to the model's latency budget for this target in its manifest.
         """
-        session = self.session
-        limit = limit_us if limit_us is not None else session.zoo.manifest(model).budget(session.target.name).latency_us
-        if limit is None:
-            raise ConfigError(f"{model} has no latency budget for {session.target.name}: pass limit_us")
-        golden = session.zoo.golden(model)
-        device = session.device()
-        results = [device.infer(model, golden.inputs[i % len(golden)]) for i in range(inferences)]
-        stats = checks.LatencyStats.of(results)
-        session.recorder.note("latency_limit_us", limit)
+        stats = self.session.check_latency(model, limit_us, inferences, statistic)
         logger.info(f"{model}: latency median {stats.median_us:.1f} µs, p95 {stats.p95_us:.1f} µs, max {stats.max_us:.1f} µs")
-        checks.check_latency(model, stats, limit, statistic)
         return stats
 
     @hil_keyword
     def arena_usage_should_be_below(self, model: str, limit_bytes: int | None = None) -> int:
         """Fail if the device's tensor arena use for ``model`` exceeds ``limit_bytes`` (default: budget)."""
-        session = self.session
-        limit = limit_bytes if limit_bytes is not None else session.zoo.manifest(model).budget(session.target.name).arena_bytes
-        if limit is None:
-            raise ConfigError(f"{model} has no arena budget for {session.target.name}: pass limit_bytes")
-        used = session.device().model(model).arena_used_bytes
-        session.recorder.note("arena_limit_bytes", limit)
-        checks.check_arena(model, used, limit)
-        return used
+        return self.session.check_arena(model, limit_bytes)
 
     # --- the line ------------------------------------------------------------------------------
 

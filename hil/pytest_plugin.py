@@ -1,0 +1,93 @@
+"""pytest plugin (entry point ``pytest11: hil``): the ``dut`` fixture and ``--hil-target``.
+
+    pytest tests/hil --hil-target renode:nrf52840dk
+
+Tests that use ``dut`` get the open device of the chosen target; the device is started once
+per session and restarted if a test lost it. A target whose tools are missing skips those
+tests with the reason. Each such test leaves one metrics record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hil.device import Device
+from hil.errors import BackendUnavailable
+from hil.models import ModelZoo
+from hil.session import HilSession
+
+_SESSION_KEY = pytest.StashKey[HilSession]()
+_STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hil", "tinyml-hil")
+    group.addoption("--hil-target", help="target to test, e.g. reference or renode:nrf52840dk (default: from config)")
+    group.addoption("--hil-config", type=Path, help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    group.addoption("--hil-out", type=Path, help="results directory for metrics and artifacts (default: results/)")
+
+
+def _session(config: pytest.Config) -> HilSession:
+    if _SESSION_KEY not in config.stash:
+        config.stash[_SESSION_KEY] = HilSession(
+            "pytest",
+            config.getoption("--hil-target"),
+            config.getoption("--hil-config"),
+            config.getoption("--hil-out"),
+        )
+    return config.stash[_SESSION_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_KEY in config.stash:
+        config.stash[_SESSION_KEY].close()
+
+
+@pytest.fixture(scope="session")
+def hil_session(request: pytest.FixtureRequest) -> HilSession:
+    """Config, model zoo, target and metrics recorder of this run."""
+    return _session(request.config)
+
+
+@pytest.fixture(scope="session")
+def hil_zoo(hil_session: HilSession) -> ModelZoo:
+    return hil_session.zoo
+
+
+@pytest.fixture
+def dut(hil_session: HilSession) -> Iterator[Device]:
+    """The device under test, open and answering."""
+    try:
+        yield hil_session.device()
+    except BackendUnavailable as err:
+        pytest.skip(f"{hil_session.target.name}: {err}")
+
+
+@pytest.fixture
+def hil(dut: Device, hil_session: HilSession) -> HilSession:  # noqa: ARG001 - requires the device to be up
+    """The session with the device up: ``hil.check_golden("sine")`` and the other recorded checks."""
+    return hil_session
+
+
+def _uses_dut(item: pytest.Item) -> bool:
+    return "dut" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if _uses_dut(item):
+        _session(item.config).recorder.start_test(item.module.__name__ if hasattr(item, "module") else "", item.name)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
+    report = yield
+    if _uses_dut(item) and (report.when == "call" or report.outcome != "passed"):
+        message = str(report.longrepr.reprcrash.message) if report.failed and hasattr(report.longrepr, "reprcrash") else ""
+        if report.skipped and isinstance(report.longrepr, tuple):
+            message = report.longrepr[2]
+        _session(item.config).recorder.end_test(_STATUS[report.outcome], message)
+    return report

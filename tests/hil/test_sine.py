@@ -1,0 +1,64 @@
+"""The sine model on the device under test; runs unchanged on every target (--hil-target)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hil import protocol as p
+from hil.device import Device
+from hil.errors import ConfigError, DeviceError
+from hil.session import HilSession
+
+
+def test_device_serves_sine(dut: Device) -> None:
+    assert "sine" in dut.models
+
+
+def test_inference_matches_golden_vectors(hil: HilSession) -> None:
+    hil.check_golden("sine")
+
+
+def test_accuracy_on_eval_set_meets_floor(hil: HilSession) -> None:
+    hil.check_evaluation("sine")
+
+
+def test_sine_of_half_pi_is_one(dut: Device) -> None:
+    result = dut.infer_values("sine", [np.pi / 2])
+    assert dut.model("sine").output.dequantize(result.output).item() == pytest.approx(1.0, abs=0.1)
+
+
+def test_latency_within_budget(hil: HilSession) -> None:
+    hil.check_latency("sine")
+
+
+def test_arena_within_budget(hil: HilSession) -> None:
+    hil.check_arena("sine")
+
+
+def test_wrong_dtype_is_refused_by_host(dut: Device) -> None:
+    with pytest.raises(ConfigError, match="wrong input dtype for sine"):
+        dut.infer("sine", np.zeros((1, 1), dtype=np.float32))
+
+
+def test_wrong_size_is_refused_by_device(dut: Device) -> None:
+    request = p.pack_infer_request(p.InferRequest("sine", 9, b"\x01\x02"))
+    with pytest.raises(DeviceError, match="BAD_SIZE") as info:
+        dut.link.request(p.MsgType.INFER, request)
+    assert info.value.code == p.ErrorCode.BAD_SIZE
+
+
+def test_unknown_model_is_refused_by_device(dut: Device) -> None:
+    request = p.pack_infer_request(p.InferRequest("no_such_model", 9, b"\x01"))
+    with pytest.raises(DeviceError, match="unknown model 'no_such_model'"):
+        dut.link.request(p.MsgType.INFER, request)
+
+
+def test_device_resynchronises_after_garbage(dut: Device, hil: HilSession) -> None:
+    dut.link.write_raw(bytes.fromhex("00ffa55a0307ffff414243a55a01020300deadbe"))
+    hil.check_golden("sine")
+
+
+def test_echo_round_trips_a_full_payload(dut: Device) -> None:
+    data = bytes(range(256)) * (dut.info.max_payload_bytes // 256)
+    assert dut.echo(data) == data
