@@ -4,6 +4,8 @@ A user's file (``./hil.toml``, or the path in ``$HIL_CONFIG``) may set paths and
 override targets without code::
 
     models_dir = "models"
+    build_dir = "build"              # firmware builds: <build_dir>/<target>/zephyr/zephyr.elf
+    zephyr_base = "../zephyrproject/zephyr"   # else $ZEPHYR_BASE
     default_target = "reference"
 
     [targets."renode:my_board"]
@@ -83,6 +85,7 @@ class HilConfig:
     results_dir: Path
     default_target: str
     targets: MappingProxyType
+    zephyr_base: Path | None = None
     source: Path | None = None
 
     def target(self, name: str) -> Target:
@@ -126,6 +129,7 @@ def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig
         results_dir=where("results_dir", "results"),
         default_target=default_target,
         targets=MappingProxyType(targets),
+        zephyr_base=where("zephyr_base", "") if user.get("zephyr_base") else None,
         source=path,
     )
     config.target(default_target)  # fail early on a typo

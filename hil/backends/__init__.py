@@ -7,6 +7,7 @@ optional tool never breaks the others.
 from __future__ import annotations
 
 import importlib
+import socket
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -50,6 +51,27 @@ class Backend(ABC):
     def facts(self) -> dict[str, str]:
         """Versions and paths worth keeping in the results (emulator version, ELF, ...)."""
         return {}
+
+
+def firmware_image(target: Target, config: HilConfig, filename: str = "zephyr.elf") -> Path:
+    """The built firmware of ``target``: its ``firmware`` option, else ``<build_dir>/<target>/zephyr/<filename>``."""
+    if explicit := target.option("firmware"):
+        return (config.root / explicit).resolve()
+    return config.build_dir / target.board_id / "zephyr" / filename
+
+
+def missing_firmware(target: Target, config: HilConfig, filename: str = "zephyr.elf") -> str | None:
+    image = firmware_image(target, config, filename)
+    if image.is_file():
+        return None
+    return f"firmware for {target.name} not built ({image} is missing): run `hil build --target {target.name}`"
+
+
+def free_tcp_port() -> int:
+    """A port that was free on 127.0.0.1 a moment ago (the emulator binds it next)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def backend_class(name: str) -> type[Backend]:
