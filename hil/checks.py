@@ -116,7 +116,9 @@ def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
     manifest = zoo.manifest(model)
     ev = zoo.eval_set(model)
     outputs = np.stack([device.infer_values(model, x).output for x in ev.x])
-    return EvaluationResult(model, manifest.metric, score(manifest.metric.name, manifest.output, outputs, ev.y), len(ev.y))
+    return EvaluationResult(
+        model, manifest.metric, score(manifest.metric.name, manifest.output, outputs, ev.y), len(ev.y)
+    )
 
 
 def check_evaluation(result: EvaluationResult) -> None:

@@ -103,7 +103,9 @@ class Device:
         while True:
             remaining = deadline - time.monotonic()
             try:
-                payload = self._request(p.MsgType.INFO, b"", max(0.05, min(HANDSHAKE_RETRY_S, remaining)), reboot_ok=True)
+                payload = self._request(
+                    p.MsgType.INFO, b"", max(0.05, min(HANDSHAKE_RETRY_S, remaining)), reboot_ok=True
+                )
                 break
             except DeviceLost:
                 raise
@@ -159,7 +161,9 @@ class Device:
                 "quantize real values with infer_values()"
             )
         if array.shape != spec.shape:
-            raise ConfigError(f"wrong input shape for {model}: got {list(array.shape)}, the model takes {spec.describe()}")
+            raise ConfigError(
+                f"wrong input shape for {model}: got {list(array.shape)}, the model takes {spec.describe()}"
+            )
         request = p.InferRequest(model, TFLITE_TYPE_CODES[spec.dtype], array.tobytes())
         raw = self._request(p.MsgType.INFER, p.pack_infer_request(request), timeout_s)
         reply = p.unpack_infer_reply(raw)
@@ -172,12 +176,16 @@ class Device:
             observer(result)
         return result
 
-    def infer_values(self, model: str, values: np.ndarray | Sequence, timeout_s: float | None = None) -> InferenceResult:
+    def infer_values(
+        self, model: str, values: np.ndarray | Sequence, timeout_s: float | None = None
+    ) -> InferenceResult:
         """Quantize real-valued input with the model's input scale and zero point, then infer."""
         spec = self.model(model).input
         array = np.asarray(values, dtype=np.float64)
         if array.size != int(np.prod(spec.shape)):
-            raise ConfigError(f"wrong input size for {model}: got {array.size} values, the model takes {spec.describe()}")
+            raise ConfigError(
+                f"wrong input size for {model}: got {array.size} values, the model takes {spec.describe()}"
+            )
         return self.infer(model, spec.quantize(array), timeout_s)
 
     # --- memory, profile, maintenance -------------------------------------------------------

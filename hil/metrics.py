@@ -35,7 +35,7 @@ class _ModelMetrics:
         out: dict[str, Any] = {"inferences": len(self.inferences)}
         timed = [r for r in self.inferences if r.latency_us is not None]
         if timed:
-            out["latency_us"] = LatencyStats.of(timed).as_dict()
+            out["latency_us"] = {k: round(v, 3) for k, v in LatencyStats.of(timed).as_dict().items()}
         if self.inferences:
             out["arena_used_bytes"] = max(r.arena_used_bytes for r in self.inferences)
         return out | self.extra
@@ -73,16 +73,16 @@ class MetricsRecorder:
         if self._test is not None:
             self._model(result.model).inferences.append(result)
 
+    def model_fact(self, model: str, key: str, value: Any) -> None:
+        """Attach a measured fact about ``model`` to the running test (golden, evaluation, arena...)."""
+        self._model(model).extra[key] = value
+
     def golden(self, comparison: GoldenComparison) -> None:
-        self._model(comparison.model).extra["golden"] = comparison.as_dict()
+        self.model_fact(comparison.model, "golden", comparison.as_dict())
 
     def evaluation(self, result: EvaluationResult) -> None:
-        self._model(result.model).extra["evaluation"] = {
-            "metric": result.metric.name,
-            "score": result.score,
-            "floor": result.metric.threshold,
-            "samples": result.samples,
-        }
+        evaluation = {"metric": result.metric.name, "score": result.score, "floor": result.metric.threshold}
+        self.model_fact(result.model, "evaluation", evaluation | {"samples": result.samples})
 
     def note(self, key: str, value: Any) -> None:
         """Attach any JSON-able fact to the running test (memory report, budgets used, ...)."""

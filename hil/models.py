@@ -242,8 +242,9 @@ def verify_model(zoo: ModelZoo, name: str) -> Verification:
     if (used := tflm.arena_used_bytes(interp)) != m.arena_used_bytes:
         problems.append(f"arena use is {used} bytes, manifest says {m.arena_used_bytes}")
     ev = zoo.eval_set(name)
-    int8_score = score(m.metric.name, m.output, np.stack([tflm.invoke(interp, m.input.quantize(x)) for x in ev.x]), ev.y)
+    int8_score = score(
+        m.metric.name, m.output, np.stack([tflm.invoke(interp, m.input.quantize(x)) for x in ev.x]), ev.y
+    )
     if not m.metric.passes(int8_score):
         problems.append(f"int8 {m.metric.name} {int8_score:.4f} misses the floor {m.metric.threshold}")
     return Verification(name, tuple(problems), int8_score)
-

@@ -250,9 +250,8 @@ def unpack_info(payload: bytes) -> DeviceInfo:
 
 def pack_tensor_spec(spec: TensorSpec) -> bytes:
     code = TFLITE_TYPE_CODES[spec.dtype]
-    return (
-        struct.pack(f"<BB{len(spec.shape)}H", code, len(spec.shape), *spec.shape)
-        + struct.pack("<fi", spec.scale, spec.zero_point)
+    return struct.pack(f"<BB{len(spec.shape)}H", code, len(spec.shape), *spec.shape) + struct.pack(
+        "<fi", spec.scale, spec.zero_point
     )
 
 
@@ -377,4 +376,6 @@ def unpack_error(payload: bytes) -> ErrorReply:
 
 def boot_banner(firmware_version: str, board: str) -> bytes:
     """The lines a device prints at boot; Renode's ``Wait For Line On Uart`` can match them."""
-    return f"{BOOT_LINE_PREFIX} fw={firmware_version} proto={PROTOCOL_VERSION} board={board}\r\n{READY_LINE}\r\n".encode()
+    return (
+        f"{BOOT_LINE_PREFIX} fw={firmware_version} proto={PROTOCOL_VERSION} board={board}\r\n{READY_LINE}\r\n".encode()
+    )

@@ -86,7 +86,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     report = yield
     if _uses_dut(item) and (report.when == "call" or report.outcome != "passed"):
-        message = str(report.longrepr.reprcrash.message) if report.failed and hasattr(report.longrepr, "reprcrash") else ""
+        message = (
+            str(report.longrepr.reprcrash.message) if report.failed and hasattr(report.longrepr, "reprcrash") else ""
+        )
         if report.skipped and isinstance(report.longrepr, tuple):
             message = report.longrepr[2]
         _session(item.config).recorder.end_test(_STATUS[report.outcome], message)

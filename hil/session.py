@@ -94,7 +94,7 @@ class HilSession:
         golden = self.zoo.golden(model)
         device = self.device()
         stats = checks.LatencyStats.of([device.infer(model, golden.inputs[i % len(golden)]) for i in range(inferences)])
-        self.recorder.note("latency_limit_us", limit_us)
+        self.recorder.model_fact(model, "latency_limit_us", limit_us)
         checks.check_latency(model, stats, limit_us, statistic)
         return stats
 
@@ -105,6 +105,7 @@ class HilSession:
         if limit_bytes is None:
             raise ConfigError(f"{model} has no arena budget for {self.target.name}: give a limit")
         used = self.device().model(model).arena_used_bytes
-        self.recorder.note("arena_limit_bytes", limit_bytes)
+        self.recorder.model_fact(model, "arena_used_bytes", used)
+        self.recorder.model_fact(model, "arena_limit_bytes", limit_bytes)
         checks.check_arena(model, used, limit_bytes)
         return used

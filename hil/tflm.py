@@ -9,6 +9,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -19,7 +20,7 @@ ARENA_ALIGN_BYTES = 16
 _ALLOCATION_TOTAL = re.compile(rb"Arena allocation total (\d+) bytes")
 
 
-def _runtime():  # noqa: ANN202 - the module type comes from a compiled extension
+def _runtime():
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as err:
@@ -43,7 +44,7 @@ def captured_stderr() -> Iterator[list[bytes]]:
             sink.append(tmp.read())
 
 
-def interpreter(model: bytes, arena_bytes: int):  # noqa: ANN201 - see _runtime
+def interpreter(model: bytes, arena_bytes: int):
     """A TFLM interpreter with tensors allocated in an arena of ``arena_bytes``."""
     with captured_stderr() as log:
         try:
@@ -86,7 +87,7 @@ def minimal_arena_bytes(model: bytes, upper_bytes: int = 4 << 20) -> int:
         return hi * ARENA_ALIGN_BYTES
 
 
-def arena_used_bytes(interp) -> int:  # noqa: ANN001 - see _runtime
+def arena_used_bytes(interp) -> int:
     """Bytes the RecordingMicroAllocator placed in the arena: MicroInterpreter::arena_used_bytes()."""
     with captured_stderr() as log:
         interp.print_allocations()
@@ -107,7 +108,7 @@ def tensor_spec(details: dict) -> TensorSpec:
     )
 
 
-def invoke(interp, tensor: np.ndarray) -> np.ndarray:  # noqa: ANN001 - see _runtime
+def invoke(interp, tensor: np.ndarray) -> np.ndarray:
     interp.set_input(tensor, 0)
     interp.invoke()
     return np.array(interp.get_output(0), copy=True)
@@ -129,4 +130,4 @@ def op_names(model: bytes) -> list[str]:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["fits"]:
-    interpreter(open(sys.argv[2], "rb").read(), int(sys.argv[3]))  # exits non-zero unless it fits
+    interpreter(Path(sys.argv[2]).read_bytes(), int(sys.argv[3]))  # exits non-zero unless it fits

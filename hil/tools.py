@@ -6,15 +6,16 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 VERSION_TIMEOUT_S = 20.0
 RENODE_MIN_VERSION = (1, 14, 0)
 INSTALL_HINTS = {
-    "renode": "install Renode >= 1.14 (https://github.com/renode/renode/releases) and set $RENODE or put renode on PATH",
+    "renode": "install Renode >= 1.14 (github.com/renode/renode/releases), then set $RENODE or put renode on PATH",
     "qemu-system-arm": "install it: apt install qemu-system-arm",
-    "arm-none-eabi-gcc": "install it: apt install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib",
+    "arm-none-eabi-gcc": "install it: apt install gcc-arm-none-eabi picolibc-arm-none-eabi",
     "west": "install it: pip install 'tinyml-hil[build]' (or pip install west)",
 }
 
@@ -51,7 +52,8 @@ def find_on_path(name: str, env_var: str | None = None) -> Path | None:
         if path.is_dir():
             path = path / name
         return path if path.is_file() and os.access(path, os.X_OK) else None
-    found = shutil.which(name)
+    # Our own venv's bin (west, robot) counts even when the venv is not activated.
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     return Path(found) if found else None
 
 

@@ -60,8 +60,8 @@ class TwinFirmware:
             p.MsgType.INFER: self._infer,
             p.MsgType.PROFILE: self._profile,
             p.MsgType.MEMORY: self._memory,
-            p.MsgType.RESET: lambda payload: b"",
-            p.MsgType.ECHO: lambda payload: payload,
+            p.MsgType.RESET: self._reset,
+            p.MsgType.ECHO: bytes,
         }
         self.boot()
 
@@ -102,7 +102,13 @@ class TwinFirmware:
             raise p.MalformedPayload("INFO takes no payload")
         runtime = "tflite-micro " + version("tflite-micro")
         info = DeviceInfo(
-            p.PROTOCOL_VERSION, p.DEFAULT_MAX_PAYLOAD_BYTES, CLOCK_HZ, len(self._models), FIRMWARE_VERSION, self.board, runtime
+            p.PROTOCOL_VERSION,
+            p.DEFAULT_MAX_PAYLOAD_BYTES,
+            CLOCK_HZ,
+            len(self._models),
+            FIRMWARE_VERSION,
+            self.board,
+            runtime,
         )
         return p.pack_info(info)
 
@@ -136,6 +142,12 @@ class TwinFirmware:
             raise Refused(p.ErrorCode.INVOKE_FAILED, f"invoke failed: {err}") from err
         ticks = time.perf_counter_ns() - start
         return p.pack_infer_reply(p.InferReply(ticks, model.info.arena_used_bytes, output.tobytes()))
+
+    @staticmethod
+    def _reset(payload: bytes) -> bytes:
+        if payload:
+            raise p.MalformedPayload("RESET takes no payload")
+        return b""  # the reboot itself happens after the reply is sent (see serve)
 
     def _profile(self, payload: bytes) -> bytes:
         if payload:

@@ -107,7 +107,9 @@ class HilLibrary:
         out_dir = _variable("HIL_RESULTS") or _variable("OUTPUT DIR")
         self._session = HilSession("robot", target, config, Path(out_dir) if out_dir else None)
         info = self._session.device().info
-        logger.info(f"{self._session.target.name}: firmware {info.firmware_version}, board {info.board}, {info.runtime}")
+        logger.info(
+            f"{self._session.target.name}: firmware {info.firmware_version}, board {info.board}, {info.runtime}"
+        )
         return info
 
     @hil_keyword
@@ -145,7 +147,9 @@ class HilLibrary:
         device = self.session.device()
         spec = device.model(model).input
         if len(values) != int(np.prod(spec.shape)):
-            raise ConfigError(f"wrong input size for {model}: got {len(values)} values, the model takes {spec.describe()}")
+            raise ConfigError(
+                f"wrong input size for {model}: got {len(values)} values, the model takes {spec.describe()}"
+            )
         return device.infer(model, np.array(values, dtype=spec.numpy_dtype).reshape(spec.shape))
 
     @hil_keyword
@@ -160,7 +164,9 @@ class HilLibrary:
         actual = spec.dequantize(result.output).ravel()
         wanted = np.array(expected, dtype=np.float64)
         if actual.shape != wanted.shape or np.max(np.abs(actual - wanted)) > tolerance:
-            raise CheckFailed(f"{result.model}: output {actual.round(4).tolist()} is not within {tolerance} of {wanted.tolist()}")
+            raise CheckFailed(
+                f"{result.model}: output {actual.round(4).tolist()} is not within {tolerance} of {wanted.tolist()}"
+            )
 
     @hil_keyword
     def output_should_match_golden(self, model: str, tolerance: int | None = None) -> checks.GoldenComparison:
@@ -188,7 +194,9 @@ class HilLibrary:
         The limit defaults to the model's latency budget for this target in its manifest.
         """
         stats = self.session.check_latency(model, limit_us, inferences, statistic)
-        logger.info(f"{model}: latency median {stats.median_us:.1f} µs, p95 {stats.p95_us:.1f} µs, max {stats.max_us:.1f} µs")
+        logger.info(
+            f"{model}: latency median {stats.median_us:.1f} µs, p95 {stats.p95_us:.1f} µs, max {stats.max_us:.1f} µs"
+        )
         return stats
 
     @hil_keyword
@@ -226,4 +234,3 @@ class HilLibrary:
         hits = [line for line in device.console_tail(1000) if re.search(pattern, line)]
         if hits:
             raise CheckFailed(f"console printed {len(hits)} line(s) matching {pattern!r}: {hits[:3]}")
-

@@ -1,0 +1,238 @@
+"""The ``hil`` command: targets, doctor, run, report, models."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from hil import __version__, tools
+from hil.backends import unavailable_reason
+from hil.config import HilConfig, load_config
+from hil.errors import BackendUnavailable, HilError
+from hil.metrics import merge_metrics
+from hil.models import ModelZoo, verify_model
+from hil.runner import SUITES, run_suites
+
+console = Console() if sys.stdout.isatty() else Console(width=160)  # CI logs are wide
+EXIT_FAILED = 1
+EXIT_UNAVAILABLE = 2
+
+
+def _mark(ok: bool) -> str:
+    return "[green]yes[/green]" if ok else "[red]no[/red]"
+
+
+def cmd_targets(config: HilConfig, args: argparse.Namespace) -> int:
+    rows = []
+    for target in config.targets.values():
+        reason = unavailable_reason(target, config)
+        rows.append(
+            {
+                "target": target.name,
+                "backend": target.backend,
+                "board": target.zephyr_board or "",
+                "available": reason is None,
+                "why_not": reason or "",
+                "description": target.description,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"Targets ({config.source or 'built-in catalog'})")
+    for column in ("target", "backend", "Zephyr board", "available", "why not / description"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        detail = row["why_not"] or row["description"]
+        table.add_row(row["target"], row["backend"], row["board"], _mark(row["available"]), detail)
+    console.print(table)
+    return 0
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
+    from serial.tools import list_ports
+
+    table = Table(title=f"tinyml-hil {__version__}: what this machine has")
+    for column in ("check", "ok", "detail"):
+        table.add_column(column, overflow="fold")
+    for package in ("tflite-micro", "robotframework", "pyserial", "tensorflow", "west", "pyelftools"):
+        found = _package_version(package)
+        table.add_row(f"python: {package}", _mark(found is not None), found or "not installed")
+    base = tools.zephyr_base(config.zephyr_base)
+    table.add_row(
+        "Zephyr workspace",
+        _mark(base is not None),
+        f"{base} (Zephyr {tools.zephyr_version(base)})"
+        if base
+        else "not found: set $ZEPHYR_BASE or zephyr_base in hil.toml "
+        "(see docs/firmware.md for west init / west update)",
+    )
+    for tool in (
+        tools.renode(),
+        tools.simple("qemu-system-arm"),
+        tools.simple("arm-none-eabi-gcc"),
+        tools.simple("west"),
+    ):
+        detail = f"{tool.path} ({tool.version or 'version unknown'})" if tool.usable else tool.why_not()
+        table.add_row(tool.name, _mark(tool.usable), detail)
+    ports = [f"{p.device} ({p.description}, {p.hwid})" for p in list_ports.comports()]
+    table.add_row("serial ports", _mark(bool(ports)), "; ".join(ports) or "none found")
+    console.print(table)
+    return 0
+
+
+def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
+    target = config.target(args.target or config.default_target)
+    out_dir = (args.out or config.results_dir).resolve()
+    frameworks = SUITES if args.suite == "all" else (args.suite,)
+
+    def announce(framework: str, path: Path) -> None:
+        console.rule(f"[bold]{framework}[/bold] suites in {path} on [bold]{target.name}[/bold]")
+
+    try:
+        summary = run_suites(config, target, out_dir, frameworks, on_start=announce)
+    except BackendUnavailable as err:
+        console.print(f"[red]error:[/red] {err}")
+        return EXIT_UNAVAILABLE
+    _print_report(out_dir, summary.metrics)
+    return 0 if summary.ok else EXIT_FAILED
+
+
+def _print_report(out_dir: Path, metrics: dict) -> None:
+    table = Table(title=f"Results for {', '.join(metrics['targets']) or 'no target'}")
+    for column in (
+        "framework",
+        "test",
+        "status",
+        "model",
+        "inferences",
+        "latency median µs",
+        "arena B",
+        "golden",
+        "score",
+    ):
+        table.add_column(column, overflow="fold")
+    colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
+    for test in metrics["tests"]:
+        status = f"[{colours.get(test['status'], 'white')}]{test['status']}[/]"
+        models = test["models"] or {"": {}}
+        for name, m in models.items():
+            golden = m.get("golden")
+            evaluation = m.get("evaluation")
+            table.add_row(
+                test["framework"],
+                test["test"],
+                status,
+                name,
+                str(m.get("inferences", "")),
+                f"{m['latency_us']['median']:.1f}" if "latency_us" in m else "",
+                str(m.get("arena_used_bytes", "")),
+                f"{golden['vectors'] - golden['mismatched']}/{golden['vectors']}" if golden else "",
+                f"{evaluation['metric']} {evaluation['score']:.4f}" if evaluation else "",
+            )
+    console.print(table)
+    s = metrics["summary"]
+    console.print(f"{s['tests']} tests: [green]{s['passed']} passed[/], [red]{s['failed']} failed[/], "
+                  f"[yellow]{s['skipped']} skipped[/]")  # fmt: skip
+    for failed in (t for t in metrics["tests"] if t["status"] == "FAIL"):
+        console.print(f"[red]FAIL[/red] {failed['framework']}: {failed['test']}: {failed['message']}")
+    for name in ("metrics.json", "junit-robot.xml", "junit-pytest.xml", "log.html", "report.html"):
+        if (out_dir / name).exists():
+            console.print(f"  {out_dir / name}")
+
+
+def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
+    out_dir: Path = args.dir.resolve()
+    if not (out_dir / "metrics.json").exists() and not (out_dir / "metrics").is_dir():
+        console.print(f"[red]error:[/red] {out_dir} holds no results (no metrics.json): run `hil run --out {args.dir}`")
+        return EXIT_UNAVAILABLE
+    metrics = (
+        merge_metrics(out_dir) if (out_dir / "metrics").is_dir() else json.loads((out_dir / "metrics.json").read_text())
+    )
+    _print_report(out_dir, metrics)
+    return 0 if metrics["summary"]["failed"] == 0 else EXIT_FAILED
+
+
+def cmd_models(config: HilConfig, args: argparse.Namespace) -> int:
+    zoo = ModelZoo(config.models_dir)
+    names = args.names or zoo.names()
+    if args.action == "verify":
+        failures = 0
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("verifying with TFLM", total=len(names))
+            for name in names:
+                result = verify_model(zoo, name)
+                failures += not result.ok
+                verdict = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
+                detail = "; ".join(result.problems) or "golden vectors bit-exact; sha256, arena and score agree"
+                console.print(f"{verdict} {name}: {detail}")
+                progress.advance(task)
+        return EXIT_FAILED if failures else 0
+    table = Table(title=f"Models in {zoo.root}")
+    for column in ("model", "task", "input", "output", "ops", "flash B", "arena B", "metric", "float", "int8", "floor"):
+        table.add_column(column, overflow="fold")
+    for name in names:
+        m = zoo.manifest(name)
+        score = m.metric
+        table.add_row(name, m.task, m.input.describe(), m.output.describe(), ", ".join(m.ops), str(m.flash_bytes),
+                      str(m.arena_bytes), score.name, f"{score.float_score:.4f}", f"{score.int8_score:.4f}",
+                      f"{'≥' if score.higher_is_better else '≤'} {score.threshold}")  # fmt: skip
+    console.print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-the-loop tests for TinyML firmware.")
+    parser.add_argument("--version", action="version", version=f"tinyml-hil {__version__}")
+    parser.add_argument("--config", type=Path, help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    targets = sub.add_parser("targets", help="list every target with its availability on this machine")
+    targets.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    targets.set_defaults(func=cmd_targets)
+
+    sub.add_parser("doctor", help="check the tools backends need").set_defaults(func=cmd_doctor)
+
+    run = sub.add_parser("run", help="run the Robot and pytest HIL suites against a target")
+    run.add_argument("--target", help="target name (default: reference, or default_target in hil.toml)")
+    run.add_argument("--suite", choices=(*SUITES, "all"), default="all", help="which suites to run (default: all)")
+    run.add_argument("--out", type=Path, help="results directory (default: results/)")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="summarise the results in a directory")
+    report.add_argument("dir", type=Path)
+    report.set_defaults(func=cmd_report)
+
+    models = sub.add_parser("models", help="list the model zoo, or verify it with the TFLM runtime")
+    models.add_argument("action", nargs="?", choices=("list", "verify"), default="list")
+    models.add_argument("names", nargs="*", help="models to show or verify (default: all)")
+    models.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+        return args.func(config, args)
+    except HilError as err:
+        console.print(f"[red]error:[/red] {err}")
+        return EXIT_UNAVAILABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
