@@ -1,0 +1,123 @@
+"""The Python codec against the shared vectors, plus property-based fuzzing of the decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hil import protocol as p
+from hil import vectors
+from hil.results import DeviceInfo, MemoryReport, ModelInfo, OpProfile, TensorSpec
+
+VECTORS = vectors.parse((Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.txt").read_text())
+
+
+def _ids(kind: str) -> list[vectors.Vector]:
+    return [v for v in VECTORS if v.kind == kind]
+
+
+@pytest.mark.parametrize("vector", _ids("encode"))
+def test_encode_matches_vector(vector: vectors.Vector) -> None:
+    msg_type, seq, payload, frame = vector.fields
+    assert p.encode_frame(int(msg_type, 16), int(seq), vectors._unhex(payload)).hex() == frame
+
+
+@pytest.mark.parametrize("vector", _ids("decode"))
+def test_decode_matches_vector(vector: vectors.Vector) -> None:
+    items = p.FrameDecoder().feed(bytes.fromhex(vector.fields[0]))
+    assert ([vectors.item_text(i) for i in items] or ["-"]) == list(vector.expected)
+
+
+@pytest.mark.parametrize("vector", _ids("reply"))
+def test_twin_reply_matches_vector(vector: vectors.Vector, twin_firmware: object) -> None:
+    assert vectors.reply_items(twin_firmware, bytes.fromhex(vector.fields[0])) == list(vector.expected)
+
+
+def test_vectors_cover_every_kind() -> None:
+    assert {v.kind for v in VECTORS} == {"encode", "decode", "reply"}
+    assert len(_ids("reply")) >= 10
+
+
+def test_decoder_abandons_a_partial_frame_after_silence() -> None:
+    decoder = p.FrameDecoder()
+    good = p.encode_frame(p.MsgType.INFO, 1)
+    assert decoder.feed(b"\xa5\x5a" + good) == []  # the false sync swallows the frame as its payload
+    assert decoder.partial_frame
+    items = decoder.abandon_partial()
+    assert isinstance(items[0], p.FrameFault)
+    assert p.Frame(p.MsgType.INFO, 1, b"") in items
+
+
+def test_decoder_reports_oversize_length_and_recovers() -> None:
+    decoder = p.FrameDecoder(max_payload_bytes=8)
+    items = decoder.feed(p.encode_frame(p.MsgType.ECHO, 4, b"x" * 9) + p.encode_frame(p.MsgType.INFO, 5))
+    assert items[0] == p.FrameFault(p.ErrorCode.TOO_LARGE, 4, "length 9 > max 8")
+    assert items[-1] == p.Frame(p.MsgType.INFO, 5, b"")
+
+
+frames = st.tuples(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=512))
+def test_decoder_never_raises_on_garbage(garbage: bytes) -> None:
+    decoder = p.FrameDecoder()
+    decoder.feed(garbage)
+    decoder.abandon_partial()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64).filter(lambda b: b"\xa5" not in b), frames, st.integers(1, 17))
+def test_frame_after_text_survives_any_split(text: bytes, frame: tuple[int, int, bytes], chunk: int) -> None:
+    msg_type, seq, payload = frame
+    stream = text + p.encode_frame(msg_type, seq, payload)
+    decoder = p.FrameDecoder()
+    items = [item for i in range(0, len(stream), chunk) for item in decoder.feed(stream[i : i + chunk])]
+    assert items[-1] == p.Frame(msg_type, seq, payload)
+    assert b"".join(i.data for i in items if isinstance(i, p.Text)) == text
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300), frames)
+def test_good_frame_after_garbage_is_found_once_the_line_goes_quiet(garbage: bytes, frame: tuple) -> None:
+    msg_type, seq, payload = frame
+    decoder = p.FrameDecoder()
+    items = decoder.feed(garbage + p.encode_frame(msg_type, seq, payload))
+    while decoder.partial_frame:
+        items += decoder.abandon_partial()
+    assert p.Frame(msg_type, seq, payload) in items
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_payload_decoders_raise_only_malformed(payload: bytes) -> None:
+    for unpack in (p.unpack_info, p.unpack_model_info, p.unpack_infer_reply, p.unpack_memory, p.unpack_profile,
+                   p.unpack_error, p.unpack_infer_request, p.unpack_model_info_request):  # fmt: skip
+        try:
+            unpack(payload)
+        except p.MalformedPayload:
+            pass
+
+
+def test_payloads_round_trip() -> None:
+    spec = TensorSpec("int8", (1, 128, 3), 0.5, -3)
+    info = DeviceInfo(1, 4096, 64_000_000, 2, "1.2.3", "nrf52840dk/nrf52840", "tflm")
+    model = ModelInfo("gesture", 20000, 15000, spec, TensorSpec("int8", (1, 4), 1 / 256, -128))
+    assert p.unpack_info(p.pack_info(info)) == info
+    assert p.unpack_model_info(p.pack_model_info(model)) == model
+    assert p.unpack_memory(p.pack_memory(MemoryReport(4096, 1000, None, None))) == MemoryReport(4096, 1000, None, None)
+    ops = [OpProfile("CONV_2D", 1234), OpProfile("SOFTMAX", 5)]
+    assert p.unpack_profile(p.pack_profile(ops)) == ops
+
+
+def test_short_payload_names_the_missing_bytes() -> None:
+    with pytest.raises(p.MalformedPayload, match="needed"):
+        p.unpack_memory(b"\x00" * 15)
+
+
+def test_error_reply_truncates_long_messages_on_a_character_boundary() -> None:
+    payload = p.pack_error(p.ErrorReply(1, "é" * 200))
+    assert p.unpack_error(payload).message == "é" * 127
