@@ -18,7 +18,7 @@ from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable, HilError
 from hil.metrics import merge_metrics
 from hil.models import ModelZoo, verify_model
-from hil.runner import SUITES, run_suites
+from hil.runner import SUITES, run_suites, suite_dirs
 
 console = Console() if sys.stdout.isatty() else Console(width=160)  # CI logs are wide
 EXIT_FAILED = 1
@@ -104,7 +104,10 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         console.rule(f"[bold]{framework}[/bold] suites in {path} on [bold]{target.name}[/bold]")
 
     try:
-        summary = run_suites(config, target, out_dir, frameworks, on_start=announce)
+        suites = suite_dirs(config)
+        suites["robot"] = (args.robot_suites or suites["robot"]).resolve()
+        suites["pytest"] = (args.pytest_suites or suites["pytest"]).resolve()
+        summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce)
     except BackendUnavailable as err:
         console.print(f"[red]error:[/red] {err}")
         return EXIT_UNAVAILABLE
@@ -211,6 +214,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="target name (default: reference, or default_target in hil.toml)")
     run.add_argument("--suite", choices=(*SUITES, "all"), default="all", help="which suites to run (default: all)")
     run.add_argument("--out", type=Path, help="results directory (default: results/)")
+    run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
+    run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="summarise the results in a directory")

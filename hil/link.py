@@ -14,6 +14,14 @@ import serial
 from hil import protocol as p
 from hil.errors import DeviceError, DeviceLost, DeviceTimeout, ProtocolError
 
+try:
+    from termios import error as _termios_error
+
+    # pyserial lets termios.error (not an OSError) escape when a pty's other end has gone.
+    PORT_ERRORS: tuple[type[Exception], ...] = (serial.SerialException, OSError, _termios_error)
+except ImportError:  # not POSIX
+    PORT_ERRORS = (serial.SerialException, OSError)
+
 CONSOLE_TAIL_LINES = 200
 WRITE_TIMEOUT_S = 5.0
 
@@ -60,7 +68,7 @@ class Link:
     def close(self) -> None:
         try:
             self._port.close()
-        except (serial.SerialException, OSError) as err:  # the other end may already be gone
+        except PORT_ERRORS as err:  # the other end may already be gone
             self._log.debug("closing %s: %s", self._name, err)
         if self._console_file:
             self._console_file.close()
@@ -76,7 +84,7 @@ class Link:
             self._port.flush()
         except serial.SerialTimeoutException as err:
             raise DeviceTimeout(f"{self._name} did not accept {len(data)} bytes within {WRITE_TIMEOUT_S} s") from err
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise DeviceLost(self._lost(f"writing to the console failed: {err}")) from err
 
     def request(
@@ -143,10 +151,10 @@ class Link:
             if quiet:
                 return []
             raise DeviceTimeout(self._timed_out(what, timeout_s))
-        self._port.timeout = min(remaining, p.STALE_FRAME_S)
         try:
+            self._port.timeout = min(remaining, p.STALE_FRAME_S)
             data = self._port.read(max(1, self._port.in_waiting))
-        except (serial.SerialException, OSError) as err:
+        except PORT_ERRORS as err:
             raise DeviceLost(self._lost(f"the console closed while waiting for {what}: {err}")) from err
         if data:
             self._last_rx = time.monotonic()

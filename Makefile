@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine with python3 (and python3-venv on Debian):
+#   make run    the HIL suites (Robot + pytest) against TARGET (default: the reference twin)
+#   make test   the harness's own tests, lint and format checks
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+TARGET ?= reference
+OUT    ?= results
+
+.PHONY: run test lint bench vectors clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: on Debian, apt install python3-venv"; exit 1; }
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev,train,build]'
+	touch $@ $(VENV)/.installed-run
+
+run: $(VENV)/.installed-run
+	$(BIN)/hil run --target $(TARGET) --out $(OUT)
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check hil tests models benchmarks
+	$(BIN)/ruff format --check hil tests models benchmarks
+
+test: lint
+	$(BIN)/pytest --timeout 900
+
+bench: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/bench_infer.py
+
+vectors: $(VENV)/.installed-run
+	$(BIN)/python -m hil.vectors > docs/protocol-vectors.txt
+
+clean:
+	rm -rf $(VENV) results build

@@ -1,0 +1,59 @@
+"""Checks on outputs, latency and arena; metrics recording and merging."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hil import checks
+from hil.errors import CheckFailed
+from hil.metrics import MetricsRecorder, merge_metrics
+from hil.results import InferenceResult
+
+
+def _result(ticks: int) -> InferenceResult:
+    return InferenceResult("m", np.zeros((1, 1), np.int8), ticks, 1_000_000, 100, b"")
+
+
+def test_golden_comparison_names_mismatching_vectors() -> None:
+    expected = np.array([[1], [2], [3]], dtype=np.int8)
+    comparison = checks.compare_outputs("m", np.array([[1], [4], [3]], dtype=np.int8), expected, tolerance=1)
+    assert comparison.mismatched == (1,)
+    with pytest.raises(CheckFailed, match="1/3 golden vectors differ by more than 1 .max difference 2.; first.*: 1"):
+        checks.check_golden(comparison)
+
+
+def test_golden_within_tolerance_passes() -> None:
+    comparison = checks.compare_outputs("m", np.array([[-128]], np.int8), np.array([[-127]], np.int8), tolerance=1)
+    checks.check_golden(comparison)
+
+
+def test_latency_check_reports_statistic_and_limit() -> None:
+    stats = checks.LatencyStats.of([_result(t) for t in (100, 200, 300)])  # µs at 1 MHz
+    assert stats.median_us == 200
+    with pytest.raises(CheckFailed, match="max latency 300.0 µs exceeds the limit of 250 µs"):
+        checks.check_latency("m", stats, 250, "max")
+    checks.check_latency("m", stats, 250, "median")
+
+
+def test_arena_check_fails_over_limit() -> None:
+    with pytest.raises(CheckFailed, match="arena use 2000 B exceeds the limit of 1024 B"):
+        checks.check_arena("m", 2000, 1024)
+
+
+def test_recorder_writes_one_record_per_test_and_merge_survives_a_torn_line(tmp_path: Path) -> None:
+    recorder = MetricsRecorder(tmp_path, "pytest", "reference")
+    recorder.start_test("suite", "t1")
+    recorder.on_inference(_result(50))
+    recorder.end_test("PASS")
+    recorder.start_test("suite", "t2")
+    recorder.end_test("FAIL", "boom")
+    with recorder.path.open("a") as f:
+        f.write('{"kind": "test", "trunc')  # a crash mid-write
+    merged = merge_metrics(tmp_path)
+    assert merged["summary"] == {"tests": 2, "passed": 1, "failed": 1, "skipped": 0}
+    assert merged["tests"][0]["models"]["m"]["latency_us"]["median"] == 50
+    assert json.loads((tmp_path / "metrics.json").read_text())["schema"] == "tinyml-hil.metrics/1"

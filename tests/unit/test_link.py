@@ -1,0 +1,98 @@
+"""The host link against a scripted serial port (a test double, never used outside unit tests)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import pytest
+
+from hil import protocol as p
+from hil.errors import DeviceError, DeviceLost, DeviceTimeout
+from hil.link import Link
+
+
+class ScriptedPort:
+    """Stands in for a pyserial port: each write may trigger scripted device output."""
+
+    def __init__(self, respond: object = None) -> None:
+        self.timeout: float | None = 0.01
+        self.written = bytearray()
+        self.incoming: deque[bytes] = deque()
+        self.respond = respond
+        self.closed = False
+
+    @property
+    def in_waiting(self) -> int:
+        return len(self.incoming[0]) if self.incoming else 0
+
+    def read(self, n: int) -> bytes:  # noqa: ARG002 - pyserial signature
+        return self.incoming.popleft() if self.incoming else b""
+
+    def write(self, data: bytes) -> int:
+        self.written += data
+        if self.respond:
+            frame = p.FrameDecoder().feed(bytes(data))[0]
+            self.incoming.extend(self.respond(frame))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_request_returns_reply_payload_and_keeps_console_text() -> None:
+    port = ScriptedPort(lambda f: [b"log line\r\n", p.encode_frame(f.type | p.REPLY_FLAG, f.seq, b"ok")])
+    link = Link(port, name="dut")
+    assert link.request(p.MsgType.ECHO, b"ok", timeout_s=1) == b"ok"
+    assert list(link.console) == ["log line"]
+
+
+def test_error_reply_raises_device_error_with_code() -> None:
+    error = p.pack_error(p.ErrorReply(p.ErrorCode.UNKNOWN_MODEL, "unknown model 'x'"))
+    link = Link(ScriptedPort(lambda f: [p.encode_frame(p.MsgType.ERROR, f.seq, error)]), name="dut")
+    with pytest.raises(DeviceError, match="UNKNOWN_MODEL: unknown model 'x'") as info:
+        link.request(p.MsgType.INFER, b"", timeout_s=1)
+    assert info.value.code == p.ErrorCode.UNKNOWN_MODEL
+
+
+def test_timeout_reports_console_tail() -> None:
+    link = Link(ScriptedPort(lambda f: [b"assert failed at foo.c:12\n"]), name="dut")
+    with pytest.raises(DeviceTimeout, match=r"no INFO \(seq 1\) within 0.2 s; last console lines: assert failed"):
+        link.request(p.MsgType.INFO, timeout_s=0.2)
+
+
+def test_reboot_while_waiting_fails_at_once() -> None:
+    link = Link(ScriptedPort(lambda f: [p.boot_banner("1.0", "b")]), name="dut")
+    with pytest.raises(DeviceLost, match="rebooted while INFER"):
+        link.request(p.MsgType.INFER, b"", timeout_s=30)
+
+
+def test_process_exit_is_reported_instead_of_timeout() -> None:
+    link = Link(ScriptedPort(), name="dut", exit_reason=lambda: "twin exited with code 3")
+    with pytest.raises(DeviceLost, match="twin exited with code 3"):
+        link.request(p.MsgType.INFO, timeout_s=30)
+
+
+def test_replies_with_other_seq_are_kept_as_unsolicited() -> None:
+    def respond(f: p.Frame) -> list[bytes]:
+        return [p.encode_frame(0xC0, 0, b"event"), p.encode_frame(f.type | p.REPLY_FLAG, f.seq, b"")]
+
+    link = Link(ScriptedPort(respond), name="dut")
+    link.request(p.MsgType.INFO, timeout_s=1)
+    assert [f.payload for f in link.unsolicited] == [b"event"]
+
+
+def test_reply_of_wrong_type_is_a_protocol_error() -> None:
+    link = Link(ScriptedPort(lambda f: [p.encode_frame(p.MsgType.INFO | p.REPLY_FLAG, f.seq, b"")]), name="dut")
+    with pytest.raises(p.ProtocolError, match="expected ECHO_REPLY"):
+        link.request(p.MsgType.ECHO, b"", timeout_s=1)
+
+
+def test_expect_line_finds_a_line_that_already_arrived() -> None:
+    port = ScriptedPort()
+    link = Link(port, name="dut")
+    port.incoming.append(b"HIL READY\r\n")
+    link.poll()
+    assert link.expect_line("READY", timeout_s=0.1).group(0) == "READY"
