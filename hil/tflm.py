@@ -10,17 +10,20 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from hil.errors import ConfigError
 from hil.results import TensorSpec
 
+Interpreter = Any  # tflite_micro's runtime.Interpreter; its module is imported lazily
 ARENA_ALIGN_BYTES = 16
 _ALLOCATION_TOTAL = re.compile(rb"Arena allocation total (\d+) bytes")
 
 
-def _runtime():
+def _runtime() -> ModuleType:
     try:
         from tflite_micro.python.tflite_micro import runtime
     except ImportError as err:
@@ -44,7 +47,7 @@ def captured_stderr() -> Iterator[list[bytes]]:
             sink.append(tmp.read())
 
 
-def interpreter(model: bytes, arena_bytes: int):
+def interpreter(model: bytes, arena_bytes: int) -> Interpreter:
     """A TFLM interpreter with tensors allocated in an arena of ``arena_bytes``."""
     with captured_stderr() as log:
         try:
@@ -87,7 +90,7 @@ def minimal_arena_bytes(model: bytes, upper_bytes: int = 4 << 20) -> int:
         return hi * ARENA_ALIGN_BYTES
 
 
-def arena_used_bytes(interp) -> int:
+def arena_used_bytes(interp: Interpreter) -> int:
     """Bytes the RecordingMicroAllocator placed in the arena: MicroInterpreter::arena_used_bytes()."""
     with captured_stderr() as log:
         interp.print_allocations()
@@ -108,7 +111,7 @@ def tensor_spec(details: dict) -> TensorSpec:
     )
 
 
-def invoke(interp, tensor: np.ndarray) -> np.ndarray:
+def invoke(interp: Interpreter, tensor: np.ndarray) -> np.ndarray:
     interp.set_input(tensor, 0)
     interp.invoke()
     return np.array(interp.get_output(0), copy=True)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hil.models import ModelZoo
+from hil.twin import TwinFirmware
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,7 +23,5 @@ def zoo() -> ModelZoo:
 
 
 @pytest.fixture(scope="session")
-def twin_firmware(zoo: ModelZoo):  # noqa: ANN201 - TwinFirmware, imported lazily to keep collection light
-    from hil.twin import TwinFirmware
-
+def twin_firmware(zoo: ModelZoo) -> TwinFirmware:
     return TwinFirmware(zoo, ["sine"])

@@ -52,7 +52,8 @@ def test_full_run_on_reference_writes_every_report(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file(), name
     assert ET.parse(tmp_path / "junit-pytest.xml").getroot().find(".//testcase") is not None
     golden = [t for t in metrics["tests"] if "golden" in t["models"].get("sine", {})]
-    assert golden and all(t["models"]["sine"]["golden"]["mismatched"] == 0 for t in golden)
+    assert golden
+    assert all(t["models"]["sine"]["golden"]["mismatched"] == 0 for t in golden)
 
 
 def test_killed_twin_fails_one_test_clearly_and_the_rest_still_run(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_golden_comparison_names_mismatching_vectors() -> None:
     expected = np.array([[1], [2], [3]], dtype=np.int8)
     comparison = checks.compare_outputs("m", np.array([[1], [4], [3]], dtype=np.int8), expected, tolerance=1)
     assert comparison.mismatched == (1,)
-    with pytest.raises(CheckFailed, match="1/3 golden vectors differ by more than 1 .max difference 2.; first.*: 1"):
+    with pytest.raises(CheckFailed, match=r"1/3 golden vectors differ by more than 1 .max difference 2.; first.*: 1"):
         checks.check_golden(comparison)
 
 
@@ -34,7 +34,7 @@ def test_golden_within_tolerance_passes() -> None:
 def test_latency_check_reports_statistic_and_limit() -> None:
     stats = checks.LatencyStats.of([_result(t) for t in (100, 200, 300)])  # µs at 1 MHz
     assert stats.median_us == 200
-    with pytest.raises(CheckFailed, match="max latency 300.0 µs exceeds the limit of 250 µs"):
+    with pytest.raises(CheckFailed, match=r"max latency 300.0 µs exceeds the limit of 250 µs"):
         checks.check_latency("m", stats, 250, "max")
     checks.check_latency("m", stats, 250, "median")
 

@@ -49,5 +49,5 @@ def test_unknown_backend_is_rejected_with_choices(tmp_path: Path) -> None:
 
 def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "hil.toml").write_text("[targets\n")
-    with pytest.raises(ConfigError, match="hil.toml"):
+    with pytest.raises(ConfigError, match=r"hil\.toml"):
         load_config(root=tmp_path)

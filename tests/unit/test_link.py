@@ -58,13 +58,13 @@ def test_error_reply_raises_device_error_with_code() -> None:
 
 
 def test_timeout_reports_console_tail() -> None:
-    link = Link(ScriptedPort(lambda f: [b"assert failed at foo.c:12\n"]), name="dut")
+    link = Link(ScriptedPort(lambda _: [b"assert failed at foo.c:12\n"]), name="dut")
     with pytest.raises(DeviceTimeout, match=r"no INFO \(seq 1\) within 0.2 s; last console lines: assert failed"):
         link.request(p.MsgType.INFO, timeout_s=0.2)
 
 
 def test_reboot_while_waiting_fails_at_once() -> None:
-    link = Link(ScriptedPort(lambda f: [p.boot_banner("1.0", "b")]), name="dut")
+    link = Link(ScriptedPort(lambda _: [p.boot_banner("1.0", "b")]), name="dut")
     with pytest.raises(DeviceLost, match="rebooted while INFER"):
         link.request(p.MsgType.INFER, b"", timeout_s=30)
 

@@ -17,7 +17,7 @@ def test_every_model_verifies_with_tflm(zoo: ModelZoo) -> None:
 
 
 def test_unknown_model_lists_known_models(zoo: ModelZoo) -> None:
-    with pytest.raises(ConfigError, match="unknown model 'nope': known models are .*sine"):
+    with pytest.raises(ConfigError, match=r"unknown model 'nope': known models are .*sine"):
         zoo.manifest("nope")
 
 
