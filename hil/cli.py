@@ -181,7 +181,14 @@ def cmd_models(config: HilConfig, args: argparse.Namespace) -> int:
                 result = verify_model(zoo, name)
                 failures += not result.ok
                 verdict = "[green]ok[/green]" if result.ok else "[red]FAIL[/red]"
-                detail = "; ".join(result.problems) or "golden vectors bit-exact; sha256, arena and score agree"
+                agreement = (
+                    "TF Lite interpreter not checked (TensorFlow not installed)"
+                    if result.tflite_max_abs_diff is None
+                    else f"TF Lite interpreter within {result.tflite_max_abs_diff} step(s) of TFLM"
+                )
+                detail = "; ".join(result.problems) or (
+                    f"golden vectors bit-exact; sha256, arena and {result.int8_score:.4f} score agree; {agreement}"
+                )
                 console.print(f"{verdict} {name}: {detail}")
                 progress.advance(task)
         return EXIT_FAILED if failures else 0

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,18 +33,50 @@ class Budget:
     arena_bytes: int | None = None
 
 
+METRICS = {
+    "accuracy": "top-1 accuracy of the argmax of the output against integer labels",
+    "threshold_accuracy": "accuracy of (first output > decision_threshold) against 0/1 labels",
+    "mae": "mean absolute error of the first output against real targets (lower is better)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Streaming:
+    """How a model runs on a stream of sensor samples (see docs/protocol.md, streaming)."""
+
+    sample_rate_hz: float
+    channels: tuple[str, ...]
+    unit: str
+    window: int  # samples per inference
+    hop: int  # new samples between inferences
+    idle_class: int | None  # class that never raises an event
+    threshold: float  # minimum score of the top class for an event
+    refractory_samples: int  # no second event this soon after one
+
+
 @dataclass(frozen=True, slots=True)
 class Metric:
     """How a model is scored on its evaluation set, and the floor it must reach."""
 
-    name: str  # "accuracy" (higher is better) or "mae" (lower is better)
-    threshold: float
+    name: str  # see METRICS
+    threshold: float  # the floor (or, for "mae", the ceiling) the int8 model must reach
     float_score: float | None = None
     int8_score: float | None = None
+    decision_threshold: float | None = None  # "threshold_accuracy": output > this means class 1
+
+    def __post_init__(self) -> None:
+        if self.name not in METRICS:
+            raise ConfigError(f"unknown metric {self.name!r}: use one of {', '.join(METRICS)}")
+        if self.name == "threshold_accuracy" and self.decision_threshold is None:
+            raise ConfigError("metric threshold_accuracy needs a decision_threshold")
 
     @property
     def higher_is_better(self) -> bool:
-        return self.name == "accuracy"
+        return self.name != "mae"
+
+    @property
+    def is_classification(self) -> bool:
+        return self.name != "mae"
 
     def passes(self, score: float) -> bool:
         return score >= self.threshold if self.higher_is_better else score <= self.threshold
@@ -65,6 +100,7 @@ class ModelManifest:
     golden_tolerance: int
     metric: Metric
     budgets: dict[str, Budget] = field(default_factory=dict)
+    streaming: Streaming | None = None
 
     @property
     def tflite_path(self) -> Path:
@@ -100,9 +136,16 @@ class ModelManifest:
                 golden_tolerance=raw["golden"]["tolerance"],
                 metric=Metric(**raw["metric"]),
                 budgets={k: Budget(**v) for k, v in raw.get("budgets", {}).items()},
+                streaming=_streaming(raw.get("streaming")),
             )
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"bad model manifest {path}: {err!r}") from err
+
+
+def _streaming(raw: dict[str, Any] | None) -> Streaming | None:
+    if raw is None:
+        return None
+    return Streaming(**{**raw, "channels": tuple(raw["channels"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,14 +189,27 @@ class ModelZoo:
             return EvalSet(data["x"], data["y"])
 
 
-def score(metric_name: str, spec: TensorSpec, outputs: np.ndarray, y: np.ndarray) -> float:
-    """Score device or runtime outputs (quantized, one per row) against eval targets."""
+def predictions(metric: Metric, spec: TensorSpec, outputs: np.ndarray) -> np.ndarray:
+    """Predicted class per row of quantized outputs (classification metrics only)."""
+    real = spec.dequantize(outputs).reshape(len(outputs), -1)
+    if metric.name == "threshold_accuracy":
+        return (real[:, 0] > metric.decision_threshold).astype(np.int64)
+    return real.argmax(axis=1)
+
+
+def score(metric: Metric, spec: TensorSpec, outputs: np.ndarray, y: np.ndarray) -> float:
+    """Score quantized outputs (one row per sample) against evaluation labels or targets."""
+    if metric.is_classification:
+        return float(np.mean(predictions(metric, spec, outputs) == y))
     real = spec.dequantize(outputs).reshape(len(y), -1)
-    if metric_name == "accuracy":
-        return float(np.mean(real.argmax(axis=1) == y))
-    if metric_name == "mae":
-        return float(np.mean(np.abs(real[:, 0] - y)))
-    raise ConfigError(f"unknown metric {metric_name!r}: use accuracy or mae")
+    return float(np.mean(np.abs(real[:, 0] - y)))
+
+
+def confusion_matrix(y: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Counts[true, predicted]."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (y.astype(np.int64), predicted.astype(np.int64)), 1)
+    return counts
 
 
 def finalize_model(
@@ -163,14 +219,17 @@ def finalize_model(
     task: str,
     golden_inputs: np.ndarray,
     eval_set: EvalSet,
-    metric_name: str,
-    threshold: float,
-    float_score: float,
+    metric: Metric,
     labels: tuple[str, ...] = (),
     budgets: dict[str, dict[str, float]] | None = None,
-    training: dict[str, object] | None = None,
+    streaming: dict[str, Any] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> ModelManifest:
-    """Measure a freshly converted ``<name>.tflite`` with TFLM and write manifest, golden and eval files."""
+    """Measure a freshly converted ``<name>.tflite`` with TFLM; write manifest, golden and eval files.
+
+    ``golden_inputs`` and ``eval_set.x`` are real-valued; ``metric.float_score`` is the float
+    model's score on the same evaluation set, for comparison with the int8 score measured here.
+    """
     name = directory.name
     model = (directory / f"{name}.tflite").read_bytes()
     arena_bytes = tflm.minimal_arena_bytes(model)
@@ -180,10 +239,12 @@ def finalize_model(
     quantized = np.stack([in_spec.quantize(x) for x in golden_inputs])
     outputs = np.stack([tflm.invoke(interp, x) for x in quantized])
     used = tflm.arena_used_bytes(interp)
-    np.savez(directory / GOLDEN, inputs=quantized, outputs=outputs)
-    np.savez(directory / EVAL, x=eval_set.x, y=eval_set.y)
+    np.savez_compressed(directory / GOLDEN, inputs=quantized, outputs=outputs)
+    np.savez_compressed(directory / EVAL, x=eval_set.x.astype(np.float32), y=eval_set.y)
     eval_outputs = np.stack([tflm.invoke(interp, in_spec.quantize(x)) for x in eval_set.x])
-    int8_score = score(metric_name, out_spec, eval_outputs, eval_set.y)
+    int8_score = score(metric, out_spec, eval_outputs, eval_set.y)
+    metric_json = {k: v for k, v in asdict(metric).items() if v is not None}
+    metric_json |= {"float_score": round(metric.float_score or 0.0, 6), "int8_score": round(int8_score, 6)}
     manifest = {
         "name": name,
         "description": description,
@@ -198,15 +259,12 @@ def finalize_model(
         "arena_bytes": arena_bytes,
         "arena_used_bytes": used,
         "golden": {"file": GOLDEN, "count": len(quantized), "tolerance": 0},
-        "metric": {
-            "name": metric_name,
-            "threshold": threshold,
-            "float_score": round(float_score, 6),
-            "int8_score": round(int8_score, 6),
-        },
+        "metric": metric_json,
         "budgets": budgets or {},
         "training": training or {},
     }
+    if streaming:
+        manifest["streaming"] = streaming
     (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return ModelManifest.load(directory)
 
@@ -220,14 +278,43 @@ class Verification:
     model: str
     problems: tuple[str, ...]
     int8_score: float
+    tflite_max_abs_diff: int | None  # TF Lite interpreter vs TFLM on the golden inputs; None: TF absent
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
+# Optimized TF Lite kernels and TFLM's reference kernels may round differently by one step.
+TFLITE_AGREEMENT_STEPS = 1
+
+
+def tflite_outputs(model: bytes, inputs: np.ndarray) -> np.ndarray | None:
+    """Outputs of the TF Lite interpreter (from TensorFlow), or None if TensorFlow is not installed."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        # Reference kernels: the same arithmetic TFLM uses, so any difference is a real disagreement.
+        reference_kernels = tf.lite.experimental.OpResolverType.BUILTIN_REF
+        interp = tf.lite.Interpreter(model_content=model, experimental_op_resolver_type=reference_kernels)
+    interp.allocate_tensors()
+    in_index = interp.get_input_details()[0]["index"]
+    out_index = interp.get_output_details()[0]["index"]
+    outputs = []
+    for x in inputs:
+        interp.set_tensor(in_index, x)
+        interp.invoke()
+        outputs.append(interp.get_tensor(out_index).copy())
+    return np.stack(outputs)
+
+
 def verify_model(zoo: ModelZoo, name: str) -> Verification:
-    """Re-check a committed model with TFLM: file hash, arena, golden outputs bit-exact, eval score."""
+    """Re-check a committed model: file hash, arena, golden outputs bit-exact with TFLM, eval score,
+    and agreement of the TF Lite interpreter with TFLM (when TensorFlow is installed)."""
     m = zoo.manifest(name)
     problems: list[str] = []
     model = m.tflite_path.read_bytes()
@@ -242,9 +329,13 @@ def verify_model(zoo: ModelZoo, name: str) -> Verification:
     if (used := tflm.arena_used_bytes(interp)) != m.arena_used_bytes:
         problems.append(f"arena use is {used} bytes, manifest says {m.arena_used_bytes}")
     ev = zoo.eval_set(name)
-    int8_score = score(
-        m.metric.name, m.output, np.stack([tflm.invoke(interp, m.input.quantize(x)) for x in ev.x]), ev.y
-    )
+    int8_score = score(m.metric, m.output, np.stack([tflm.invoke(interp, m.input.quantize(x)) for x in ev.x]), ev.y)
     if not m.metric.passes(int8_score):
         problems.append(f"int8 {m.metric.name} {int8_score:.4f} misses the floor {m.metric.threshold}")
-    return Verification(name, tuple(problems), int8_score)
+    reference = tflite_outputs(model, golden.inputs)
+    diff = None
+    if reference is not None:
+        diff = int(np.abs(reference.astype(np.int64) - golden.outputs.astype(np.int64)).max(initial=0))
+        if diff > TFLITE_AGREEMENT_STEPS:
+            problems.append(f"TF Lite interpreter and TFLM differ by {diff} output steps on the golden inputs")
+    return Verification(name, tuple(problems), int8_score, diff)

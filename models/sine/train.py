@@ -29,7 +29,7 @@ def make_data(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarra
 def main() -> None:
     import tensorflow as tf
 
-    from hil.models import EvalSet, finalize_model
+    from hil.models import EvalSet, Metric, finalize_model
 
     tf.keras.utils.set_random_seed(SEED)
     tf.config.experimental.enable_op_determinism()
@@ -69,9 +69,7 @@ def main() -> None:
         task="regression",
         golden_inputs=golden_x,
         eval_set=EvalSet(x_eval.reshape(-1, 1, 1), y_eval),
-        metric_name="mae",
-        threshold=0.1,
-        float_score=float_mae,
+        metric=Metric("mae", threshold=0.1, float_score=float_mae),
         budgets={
             "default": {"latency_us": 5000, "arena_bytes": 4096},
             "reference": {"latency_us": 2000, "arena_bytes": 4096},
