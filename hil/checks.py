@@ -117,7 +117,7 @@ def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
     ev = zoo.eval_set(model)
     outputs = np.stack([device.infer_values(model, x).output for x in ev.x])
     return EvaluationResult(
-        model, manifest.metric, score(manifest.metric.name, manifest.output, outputs, ev.y), len(ev.y)
+        model, manifest.metric, score(manifest.metric, manifest.output, outputs, ev.y), len(ev.y)
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -291,9 +290,9 @@ TFLITE_AGREEMENT_STEPS = 1
 
 def tflite_outputs(model: bytes, inputs: np.ndarray) -> np.ndarray | None:
     """Outputs of the TF Lite interpreter (from TensorFlow), or None if TensorFlow is not installed."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        import tensorflow as tf
+        with tflm.captured_stderr():  # absl prints banners to fd 2 before any log level applies
+            import tensorflow as tf
     except ImportError:
         return None
     with warnings.catch_warnings():

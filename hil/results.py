@@ -33,13 +33,20 @@ class TensorSpec:
     def describe(self) -> str:
         return f"{self.dtype}[{','.join(str(d) for d in self.shape)}]"
 
-    def quantize(self, values: np.ndarray) -> np.ndarray:
-        """Map real values to this tensor's integer type (round half away from zero, saturate)."""
+    def quantize(self, values: np.ndarray | list[float]) -> np.ndarray:
+        """Map real values to this tensor's integer type as the firmware does.
+
+        float32 arithmetic, round half away from zero (C's ``roundf``), then saturate.
+        """
         if self.scale == 0.0 or self.numpy_dtype.kind == "f":
             return np.asarray(values, dtype=self.numpy_dtype).reshape(self.shape)
         info = np.iinfo(self.numpy_dtype)
-        q = np.round(np.asarray(values, dtype=np.float64) / self.scale) + self.zero_point
-        return np.clip(q, info.min, info.max).astype(self.numpy_dtype).reshape(self.shape)
+        x = np.asarray(values, dtype=np.float32) / np.float32(self.scale)
+        magnitude = np.abs(x)
+        whole = np.floor(magnitude)
+        rounded = np.copysign(whole + (magnitude - whole >= 0.5), x)  # exact: no float addition of 0.5
+        q = np.clip(rounded.astype(np.float64) + self.zero_point, info.min, info.max)
+        return q.astype(self.numpy_dtype).reshape(self.shape)
 
     def dequantize(self, values: np.ndarray) -> np.ndarray:
         if self.scale == 0.0 or self.numpy_dtype.kind == "f":

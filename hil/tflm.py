@@ -18,6 +18,9 @@ import numpy as np
 from hil.errors import ConfigError
 from hil.results import TensorSpec
 
+# The runtime pulls in TensorFlow's C++ logging; keep its INFO banners out of our output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
 Interpreter = Any  # tflite_micro's runtime.Interpreter; its module is imported lazily
 ARENA_ALIGN_BYTES = 16
 _ALLOCATION_TOTAL = re.compile(rb"Arena allocation total (\d+) bytes")
