@@ -9,7 +9,7 @@ import numpy as np
 
 from hil.device import Device
 from hil.errors import CheckFailed, ConfigError
-from hil.models import Metric, ModelZoo, score
+from hil.models import Metric, ModelZoo, confusion_matrix, predictions, score
 from hil.results import InferenceResult
 
 STATISTICS = ("median", "p95", "max")
@@ -105,10 +105,22 @@ class EvaluationResult:
     metric: Metric
     score: float
     samples: int
+    labels: tuple[str, ...] = ()
+    confusion: np.ndarray | None = None  # counts[true, predicted], classification only
 
     @property
     def ok(self) -> bool:
         return self.metric.passes(self.score)
+
+    def confusion_csv(self) -> str:
+        if self.confusion is None:
+            return ""
+        labels = self.labels or tuple(str(i) for i in range(len(self.confusion)))
+        rows = ["true\\predicted," + ",".join(labels)]
+        rows += [
+            f"{label}," + ",".join(str(int(n)) for n in row) for label, row in zip(labels, self.confusion, strict=True)
+        ]
+        return "\n".join(rows) + "\n"
 
 
 def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
@@ -116,9 +128,13 @@ def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
     manifest = zoo.manifest(model)
     ev = zoo.eval_set(model)
     outputs = np.stack([device.infer_values(model, x).output for x in ev.x])
-    return EvaluationResult(
-        model, manifest.metric, score(manifest.metric, manifest.output, outputs, ev.y), len(ev.y)
-    )
+    metric = manifest.metric
+    confusion = None
+    if metric.is_classification:
+        classes = max(len(manifest.labels), int(ev.y.max()) + 1)
+        confusion = confusion_matrix(ev.y, predictions(metric, manifest.output, outputs), classes)
+    value = score(metric, manifest.output, outputs, ev.y)
+    return EvaluationResult(model, metric, value, len(ev.y), manifest.labels, confusion)
 
 
 def check_evaluation(result: EvaluationResult) -> None:

@@ -43,6 +43,7 @@ class Device:
         self._link: Link | None = None
         self._info: DeviceInfo | None = None
         self._models: dict[str, ModelInfo] = {}
+        self._stream_channels: int | None = None
         self._log = logging.getLogger(f"hil.device({target.name})")
 
     # --- life cycle -------------------------------------------------------------------------
@@ -187,6 +188,51 @@ class Device:
                 f"wrong input size for {model}: got {array.size} values, the model takes {spec.describe()}"
             )
         return self.infer(model, spec.quantize(array), timeout_s)
+
+    # --- streaming ----------------------------------------------------------------------------
+
+    def start_stream(
+        self,
+        model: str,
+        *,
+        hop: int,
+        threshold: float,
+        idle_class: int | None = None,
+        refractory_samples: int = 0,
+        source: int = p.SOURCE_FED,
+    ) -> None:
+        """Start windowed inference on a sample stream (docs/protocol.md, "Streaming")."""
+        self.model(model)
+        idle = p.NO_IDLE_CLASS if idle_class is None else idle_class
+        start = p.StreamStart(model, source, hop, idle, threshold, refractory_samples)
+        self._stream_channels = self._window_channels(model)
+        self.link.unsolicited.clear()
+        self._request(p.MsgType.STREAM_START, p.pack_stream_start(start))
+
+    def _window_channels(self, model: str) -> int:
+        shape = self.model(model).input.shape
+        return shape[2] if len(shape) > 2 else 1
+
+    def feed(self, samples: np.ndarray) -> list[p.Event]:
+        """Send samples (count x channels, physical units) in as few frames as fit; return the events raised."""
+        channels = self._stream_channels
+        if channels is None:
+            raise HilError(f"{self.target.name}: no stream: call start_stream() first")
+        data = np.asarray(samples, dtype=np.float32).reshape(-1, channels)
+        per_frame = (self.info.max_payload_bytes - 2) // (4 * channels)
+        for first in range(0, len(data), per_frame):
+            self._request(p.MsgType.FEED, p.pack_feed(data[first : first + per_frame]))
+        return self.events()
+
+    def stop_stream(self) -> p.StreamTotals:
+        self._stream_channels = None
+        return p.unpack_stream_totals(self._request(p.MsgType.STREAM_STOP))
+
+    def events(self) -> list[p.Event]:
+        """Events received since the last call (device-side detections while streaming)."""
+        frames = [f for f in self.link.unsolicited if f.type == p.MsgType.EVENT]
+        self.link.unsolicited.clear()
+        return [p.unpack_event(f.payload) for f in frames]
 
     # --- memory, profile, maintenance -------------------------------------------------------
 

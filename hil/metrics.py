@@ -82,7 +82,14 @@ class MetricsRecorder:
 
     def evaluation(self, result: EvaluationResult) -> None:
         evaluation = {"metric": result.metric.name, "score": result.score, "floor": result.metric.threshold}
-        self.model_fact(result.model, "evaluation", evaluation | {"samples": result.samples})
+        evaluation["samples"] = result.samples
+        if result.confusion is not None:
+            evaluation |= {"labels": list(result.labels), "confusion": result.confusion.tolist()}
+            path = self.path.parent.parent / "artifacts" / f"confusion-{result.model}-{self.framework}.csv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(result.confusion_csv())
+            evaluation["confusion_csv"] = str(path)
+        self.model_fact(result.model, "evaluation", evaluation)
 
     def note(self, key: str, value: Any) -> None:
         """Attach any JSON-able fact to the running test (memory report, budgets used, ...)."""

@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
+import numpy as np
+
 from hil.errors import ProtocolError
 from hil.results import (
     TFLITE_TYPE_CODES,
@@ -50,7 +52,11 @@ class MsgType(IntEnum):
     MEMORY = 0x05
     RESET = 0x06
     ECHO = 0x07
+    STREAM_START = 0x08
+    FEED = 0x09
+    STREAM_STOP = 0x0A
     ERROR = 0x7F
+    EVENT = 0xC0  # device -> host, unsolicited (seq 0)
 
 
 class ErrorCode(IntEnum):
@@ -73,12 +79,12 @@ def error_name(code: int) -> str:
 
 
 def type_name(msg_type: int) -> str:
-    base = msg_type & ~REPLY_FLAG if msg_type != MsgType.ERROR else msg_type
+    base = msg_type & ~REPLY_FLAG if msg_type not in (MsgType.ERROR, MsgType.EVENT) else msg_type
     try:
         name = MsgType(base).name
     except ValueError:
         name = f"0x{base:02x}"
-    return name + ("_REPLY" if msg_type & REPLY_FLAG and msg_type != MsgType.ERROR else "")
+    return name + ("_REPLY" if msg_type & REPLY_FLAG and msg_type not in (MsgType.ERROR, MsgType.EVENT) else "")
 
 
 class MalformedPayload(ProtocolError):
@@ -372,6 +378,122 @@ def unpack_error(payload: bytes) -> ErrorReply:
     reply = ErrorReply(r.u8(), r.string())
     r.done()
     return reply
+
+
+# --- streaming ------------------------------------------------------------------------------
+
+SOURCE_FED = 0
+SOURCE_SENSOR = 1
+NO_IDLE_CLASS = 0xFF
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    model: str
+    source: int
+    hop: int
+    idle_class: int  # NO_IDLE_CLASS: every class may raise events
+    threshold: float
+    refractory_samples: int
+
+
+def pack_stream_start(start: StreamStart) -> bytes:
+    fields = struct.pack("<BHBfH", start.source, start.hop, start.idle_class, start.threshold, start.refractory_samples)
+    return _string(start.model) + fields
+
+
+def unpack_stream_start(payload: bytes) -> StreamStart:
+    r = _Reader(payload)
+    model = r.string()
+    start = StreamStart(model, *r.take("<BHBfH"))
+    r.done()
+    return start
+
+
+def pack_feed(samples: np.ndarray) -> bytes:
+    """``samples``: (count, channels) in physical units, sent as little-endian float32."""
+    return struct.pack("<H", len(samples)) + np.ascontiguousarray(samples, dtype="<f4").tobytes()
+
+
+def unpack_feed(payload: bytes, channels: int) -> np.ndarray:
+    r = _Reader(payload)
+    (count,) = r.take("<H")
+    data = r.rest()
+    if len(data) != count * channels * 4:
+        raise MalformedPayload(
+            f"FEED of {count} samples x {channels} channels needs {count * channels * 4} bytes, got {len(data)}"
+        )
+    return np.frombuffer(data, dtype="<f4").reshape(count, channels)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedReply:
+    samples_total: int
+    inferences: int
+    events: int
+
+
+def pack_feed_reply(reply: FeedReply) -> bytes:
+    return struct.pack("<IHH", reply.samples_total, reply.inferences, reply.events)
+
+
+def unpack_feed_reply(payload: bytes) -> FeedReply:
+    r = _Reader(payload)
+    reply = FeedReply(*r.take("<IHH"))
+    r.done()
+    return reply
+
+
+@dataclass(frozen=True, slots=True)
+class StreamTotals:
+    samples: int
+    inferences: int
+    events: int
+
+
+def pack_stream_totals(totals: StreamTotals) -> bytes:
+    return struct.pack("<III", totals.samples, totals.inferences, totals.events)
+
+
+def unpack_stream_totals(payload: bytes) -> StreamTotals:
+    r = _Reader(payload)
+    totals = StreamTotals(*r.take("<III"))
+    r.done()
+    return totals
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A detection the device raised while streaming; ``sample`` counts samples since STREAM_START."""
+
+    sample: int
+    model: str
+    class_index: int
+    score: float
+    ticks: int
+
+
+def pack_event(event: Event) -> bytes:
+    return (
+        struct.pack("<I", event.sample)
+        + _string(event.model)
+        + struct.pack("<BfQ", event.class_index, event.score, event.ticks)
+    )
+
+
+def unpack_event(payload: bytes) -> Event:
+    r = _Reader(payload)
+    (sample,) = r.take("<I")
+    model = r.string()
+    event = Event(sample, model, *r.take("<BfQ"))
+    r.done()
+    return event
+
+
+def event_line(event: Event) -> bytes:
+    return (
+        f"HIL EVENT {event.model} class={event.class_index} score={event.score:.3f} sample={event.sample}\r\n".encode()
+    )
 
 
 def boot_banner(firmware_version: str, board: str) -> bytes:

@@ -10,12 +10,12 @@ import logging
 import os
 from pathlib import Path
 
-from hil import checks
+from hil import checks, stimuli
 from hil.config import HilConfig, load_config
 from hil.device import Device
 from hil.errors import ConfigError, HilError
 from hil.metrics import MetricsRecorder
-from hil.models import ModelZoo
+from hil.models import ModelZoo, Streaming
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,15 @@ class HilSession:
         checks.check_golden(comparison)
         return comparison
 
-    def check_evaluation(self, model: str) -> checks.EvaluationResult:
-        """Score the device on the evaluation set; fail if it misses the manifest's floor."""
+    def evaluate(self, model: str) -> checks.EvaluationResult:
+        """Score the device on the evaluation set (and keep score and confusion matrix in the metrics)."""
         result = checks.evaluate(self.device(), self.zoo, model)
         self.recorder.evaluation(result)
+        return result
+
+    def check_evaluation(self, model: str) -> checks.EvaluationResult:
+        """Score the device on the evaluation set; fail if it misses the manifest's floor."""
+        result = self.evaluate(model)
         checks.check_evaluation(result)
         return result
 
@@ -109,3 +114,51 @@ class HilSession:
         self.recorder.model_fact(model, "arena_limit_bytes", limit_bytes)
         checks.check_arena(model, used, limit_bytes)
         return used
+
+    def _streaming(self, model: str) -> Streaming:
+        streaming = self.zoo.manifest(model).streaming
+        if streaming is None:
+            raise ConfigError(f"{model} is not a streaming model (its manifest has no streaming section)")
+        return streaming
+
+    def stream_stimulus(self, model: str, stimulus_path: Path) -> tuple[stimuli.Stimulus, list[stimuli.DetectedEvent]]:
+        """Feed a stimulus recording through the device's streaming windowing; return the events it raised."""
+        manifest = self.zoo.manifest(model)
+        streaming = self._streaming(model)
+        stimulus = stimuli.load_stimulus(stimulus_path)
+        if abs(stimulus.sample_rate_hz - streaming.sample_rate_hz) > 0.01 * streaming.sample_rate_hz:
+            rates = f"{stimulus.sample_rate_hz:.2f} Hz; {model} expects {streaming.sample_rate_hz:g} Hz"
+            raise ConfigError(f"{stimulus_path} is sampled at {rates}")
+        if stimulus.unit != streaming.unit or len(stimulus.channels) != len(streaming.channels):
+            raise ConfigError(
+                f"{stimulus_path} has {len(stimulus.channels)} channels in {stimulus.unit}; "
+                f"{model} expects {list(streaming.channels)} in {streaming.unit}"
+            )
+        device = self.device()
+        device.start_stream(
+            model,
+            hop=streaming.hop,
+            threshold=streaming.threshold,
+            idle_class=streaming.idle_class,
+            refractory_samples=streaming.refractory_samples,
+        )
+        raw = device.feed(stimulus.samples)
+        device.stop_stream()
+        labels = manifest.labels or tuple(str(i) for i in range(max((e.class_index for e in raw), default=0) + 1))
+        t0 = stimulus.times_s[0]
+        return stimulus, [
+            stimuli.DetectedEvent(labels[e.class_index], float(stimulus.times_s[e.sample - 1] - t0), e.sample, e.score)
+            for e in raw
+        ]
+
+    def check_stream(self, model: str, stimulus_path: Path) -> stimuli.EventMatch:
+        """Stream a stimulus and fail unless exactly its expected events come, each in its time window.
+
+        An event may come up to one window length after the gesture ends (the window must cover it).
+        """
+        stimulus, detected = self.stream_stimulus(model, stimulus_path)
+        streaming = self._streaming(model)
+        match = stimuli.match_events(detected, stimulus.expected, streaming.window / streaming.sample_rate_hz)
+        self.recorder.model_fact(model, "events", match.as_dict() | {"stimulus": stimulus.path.name})
+        stimuli.check_events(model, match)
+        return match

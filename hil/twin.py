@@ -47,6 +47,58 @@ class _LoadedModel:
     interpreter: object
 
 
+class _Stream:
+    """The windowing of docs/protocol.md "Streaming", on samples fed over the protocol."""
+
+    def __init__(self, model: _LoadedModel, start: p.StreamStart) -> None:
+        shape = model.info.input.shape
+        sensor_window = shape[0] == 1 and (len(shape) in (2, 3) or (len(shape) == 4 and shape[3] == 1))
+        if not sensor_window:
+            raise Refused(
+                p.ErrorCode.UNSUPPORTED, f"{start.model} input {model.info.input.describe()} is no [1,W,C] window"
+            )
+        if start.hop < 1:
+            raise Refused(p.ErrorCode.MALFORMED, "STREAM_START hop must be at least 1")
+        if start.source != p.SOURCE_FED:
+            raise Refused(p.ErrorCode.UNSUPPORTED, "the reference twin has no sensor: feed samples with FEED")
+        self.model = model
+        self.start = start
+        self.window = shape[1]
+        self.channels = shape[2] if len(shape) > 2 else 1
+        self.ring = np.zeros((self.window, self.channels), dtype=np.float32)
+        self.samples = self.inferences = self.events = 0
+        self.last_event: int | None = None
+
+    def push(self, samples: np.ndarray) -> list[p.Event]:
+        events = []
+        for sample in samples:
+            self.ring[self.samples % self.window] = sample
+            self.samples += 1
+            due = self.samples >= self.window and (self.samples - self.window) % self.start.hop == 0
+            if due and (event := self._infer()):
+                events.append(event)
+        return events
+
+    def _infer(self) -> p.Event | None:
+        spec, out_spec = self.model.info.input, self.model.info.output
+        oldest_first = np.roll(self.ring, -(self.samples % self.window), axis=0)
+        started = time.perf_counter_ns()
+        output = tflm.invoke(self.model.interpreter, spec.quantize(oldest_first)).ravel()
+        ticks = time.perf_counter_ns() - started
+        self.inferences += 1
+        top = int(np.argmax(output))
+        score = float(np.float32(np.float32(int(output[top]) - out_spec.zero_point) * np.float32(out_spec.scale)))
+        quiet = self.last_event is None or self.samples - self.last_event >= self.start.refractory_samples
+        if top == self.start.idle_class or score < self.start.threshold or not quiet:
+            return None
+        self.last_event = self.samples
+        self.events += 1
+        return p.Event(self.samples, self.start.model, top, score, ticks)
+
+    def totals(self) -> p.StreamTotals:
+        return p.StreamTotals(self.samples, self.inferences, self.events)
+
+
 class TwinFirmware:
     """The device's request handling, independent of the byte transport."""
 
@@ -62,12 +114,18 @@ class TwinFirmware:
             p.MsgType.MEMORY: self._memory,
             p.MsgType.RESET: self._reset,
             p.MsgType.ECHO: bytes,
+            p.MsgType.STREAM_START: self._stream_start,
+            p.MsgType.FEED: self._feed,
+            p.MsgType.STREAM_STOP: self._stream_stop,
         }
+        self._stream: _Stream | None = None
+        self._outbox: list[bytes] = []  # frames and lines emitted while handling, sent before the reply
         self.boot()
 
     def boot(self) -> None:
         """(Re)create every interpreter, as a device reset would."""
         self._models.clear()
+        self._stream = None
         for m in self._manifests:
             interp = tflm.interpreter(m.tflite_path.read_bytes(), m.arena_bytes)
             in_spec = tflm.tensor_spec(interp.get_input_details(0))
@@ -83,12 +141,14 @@ class TwinFirmware:
         handler = self._handlers.get(frame.type)
         if handler is None:
             return self._error(frame.seq, p.ErrorCode.UNKNOWN_TYPE, f"unknown request type 0x{frame.type:02x}")
+        self._outbox = []
         try:
-            return p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, handler(frame.payload))
+            reply = p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, handler(frame.payload))
         except p.MalformedPayload as err:
-            return self._error(frame.seq, p.ErrorCode.MALFORMED, f"{p.type_name(frame.type)}: {err}")
+            reply = self._error(frame.seq, p.ErrorCode.MALFORMED, f"{p.type_name(frame.type)}: {err}")
         except Refused as err:
-            return self._error(frame.seq, err.code, str(err))
+            reply = self._error(frame.seq, err.code, str(err))
+        return b"".join(self._outbox) + reply
 
     def handle_fault(self, fault: p.FrameFault) -> bytes:
         return self._error(fault.seq, fault.code, fault.detail)
@@ -119,12 +179,16 @@ class TwinFirmware:
             raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"model index {index} out of range: this device has {len(models)}")
         return p.pack_model_info(models[index].info)
 
-    def _infer(self, payload: bytes) -> bytes:
-        request = p.unpack_infer_request(payload)
-        model = self._models.get(request.model)
+    def _model(self, name: str) -> _LoadedModel:
+        model = self._models.get(name)
         if model is None:
             known = ", ".join(self._models)
-            raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"unknown model '{request.model}': this device has {known}")
+            raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"unknown model '{name}': this device has {known}")
+        return model
+
+    def _infer(self, payload: bytes) -> bytes:
+        request = p.unpack_infer_request(payload)
+        model = self._model(request.model)
         spec = model.info.input
         if request.dtype_code != TFLITE_TYPE_CODES[spec.dtype]:
             got = TFLITE_TYPES.get(request.dtype_code, f"type {request.dtype_code}")
@@ -148,6 +212,34 @@ class TwinFirmware:
         if payload:
             raise p.MalformedPayload("RESET takes no payload")
         return b""  # the reboot itself happens after the reply is sent (see serve)
+
+    def _stream_start(self, payload: bytes) -> bytes:
+        start = p.unpack_stream_start(payload)
+        self._stream = _Stream(self._model(start.model), start)
+        return b""
+
+    def _feed(self, payload: bytes) -> bytes:
+        if self._stream is None:
+            raise Refused(p.ErrorCode.UNSUPPORTED, "no stream: send STREAM_START first")
+        stream = self._stream
+        before = stream.totals()
+        for event in stream.push(p.unpack_feed(payload, stream.channels)):
+            self._outbox += [
+                p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, p.pack_event(event)),
+                p.event_line(event),
+            ]
+        after = stream.totals()
+        return p.pack_feed_reply(
+            p.FeedReply(after.samples, after.inferences - before.inferences, after.events - before.events)
+        )
+
+    def _stream_stop(self, payload: bytes) -> bytes:
+        if payload:
+            raise p.MalformedPayload("STREAM_STOP takes no payload")
+        if self._stream is None:
+            raise Refused(p.ErrorCode.UNSUPPORTED, "no stream to stop")
+        totals, self._stream = self._stream.totals(), None
+        return p.pack_stream_totals(totals)
 
     def _profile(self, payload: bytes) -> bytes:
         if payload:

@@ -17,6 +17,7 @@ from hil import __version__, checks
 from hil.errors import BackendUnavailable, CheckFailed, ConfigError, HilError
 from hil.results import DeviceInfo, InferenceResult, MemoryReport
 from hil.session import HilSession
+from hil.stimuli import DetectedEvent, EventMatch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +48,16 @@ def _variable(name: str) -> Any:
         return BuiltIn().get_variable_value("${" + name + "}")
     except RobotNotRunningError:
         return None
+
+
+def _confusion_html(result: checks.EvaluationResult) -> str:
+    labels = result.labels or tuple(str(i) for i in range(len(result.confusion)))
+    head = "".join(f"<th>{label}</th>" for label in labels)
+    rows = "".join(
+        f"<tr><th>{label}</th>" + "".join(f"<td>{int(n)}</td>" for n in row) + "</tr>"
+        for label, row in zip(labels, result.confusion, strict=True)
+    )
+    return f"<table border=1><tr><th>true \\ predicted</th>{head}</tr>{rows}</table>"
 
 
 @library(scope="SUITE", version=__version__, doc_format="reST")
@@ -181,9 +192,33 @@ class HilLibrary:
     @hil_keyword
     def evaluation_score_should_meet_floor(self, model: str) -> checks.EvaluationResult:
         """Score the device on the model's evaluation set; fail if it misses the manifest's floor."""
-        result = self.session.check_evaluation(model)
+        result = self.session.evaluate(model)
         logger.info(f"{model}: {result.metric.name} = {result.score:.4f} (floor {result.metric.threshold})")
+        if result.confusion is not None:
+            logger.info(_confusion_html(result), html=True)
+        checks.check_evaluation(result)
         return result
+
+    @hil_keyword
+    def stream_stimulus(self, model: str, stimulus: Path) -> list[DetectedEvent]:
+        """Feed a stimulus CSV through the device's streaming windowing; return the events it raised."""
+        _, events = self.session.stream_stimulus(model, stimulus)
+        for event in events:
+            logger.info(f"{event.time_s:7.2f} s  {event.label}  score {event.score:.3f}")
+        return events
+
+    @hil_keyword
+    def stimulus_should_raise_expected_events(self, model: str, stimulus: Path) -> EventMatch:
+        """Stream ``stimulus`` and fail unless exactly the events in its ``.expected.csv`` come, in their windows.
+
+        Example: ``Stimulus Should Raise Expected Events    gesture    models/gesture/stimuli/sequence.csv``
+        """
+        match = self.session.check_stream(model, stimulus)
+        for expected, detected in match.matched:
+            logger.info(
+                f"{expected.label}: performed {expected.start_s:g}-{expected.end_s:g} s, detected {detected.time_s:.2f} s"
+            )
+        return match
 
     @hil_keyword
     def latency_should_be_below(
