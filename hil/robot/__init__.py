@@ -215,9 +215,8 @@ class HilLibrary:
         """
         match = self.session.check_stream(model, stimulus)
         for expected, detected in match.matched:
-            logger.info(
-                f"{expected.label}: performed {expected.start_s:g}-{expected.end_s:g} s, detected {detected.time_s:.2f} s"
-            )
+            performed = f"performed {expected.start_s:g}-{expected.end_s:g} s"
+            logger.info(f"{expected.label}: {performed}, detected {detected.time_s:.2f} s")
         return match
 
     @hil_keyword
