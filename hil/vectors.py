@@ -10,6 +10,7 @@ Line format (fields separated by single spaces, ``-`` for empty hex):
 
 The vectors model is ``sine``: input int8[1,1], output int8[1,1]. Reply vectors cover only
 answers that do not depend on the model's weights, so a C test can use a stand-in model.
+A reply line may hold several request frames; they go to one device in order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import struct
 import sys
 from dataclasses import dataclass
+
+import numpy as np
 
 from hil import protocol as p
 
@@ -116,6 +119,15 @@ def _requests() -> list[bytes]:
         p.encode_frame(T.PROFILE, 11, b"\x01"),
         p.encode_frame(T.MODEL_INFO, 12, b""),
         p.encode_frame(T.ECHO, 13, b"x")[:-1] + b"\x00",
+        p.encode_frame(T.FEED, 14, p.pack_feed(np.zeros((1, 1)))),
+        p.encode_frame(T.STREAM_START, 15, p.pack_stream_start(p.StreamStart("nosuch", 0, 1, 255, 0.5, 0))),
+        p.encode_frame(T.STREAM_START, 16, p.pack_stream_start(p.StreamStart("sine", 0, 0, 255, 0.5, 0))),
+        p.encode_frame(T.STREAM_STOP, 17),
+        # A whole stream: a threshold no score reaches, so the replies do not depend on the weights.
+        p.encode_frame(T.STREAM_START, 18, p.pack_stream_start(p.StreamStart("sine", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.FEED, 19, p.pack_feed(np.array([[0.0], [1.5]])))
+        + p.encode_frame(T.FEED, 20, p.pack_feed(np.zeros((2, 1)))[:-4])
+        + p.encode_frame(T.STREAM_STOP, 21),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -39,6 +40,7 @@ def _load_data() -> ModuleType:
     spec = importlib.util.spec_from_file_location("gesture_data", HERE / "data.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
     spec.loader.exec_module(module)
     return module
 

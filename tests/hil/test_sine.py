@@ -62,3 +62,19 @@ def test_device_resynchronises_after_garbage(dut: Device, hil: HilSession) -> No
 def test_echo_round_trips_a_full_payload(dut: Device) -> None:
     data = bytes(range(256)) * (dut.info.max_payload_bytes // 256)
     assert dut.echo(data) == data
+
+
+def test_streaming_raises_one_event_at_the_sine_peak(dut: Device) -> None:
+    x = np.linspace(0.0, 2 * np.pi, 400, dtype=np.float32)
+    dut.start_stream("sine", hop=1, threshold=0.9, refractory_samples=400)
+    events = dut.feed(x.reshape(-1, 1))
+    totals = dut.stop_stream()
+    assert (totals.samples, totals.inferences, totals.events) == (400, 400, 1)
+    (event,) = events
+    assert abs(x[event.sample - 1] - np.pi / 2) < 0.5  # the first window whose output reaches 0.9
+    assert event.score >= 0.9
+
+
+def test_feed_without_stream_is_refused_by_device(dut: Device) -> None:
+    with pytest.raises(DeviceError, match="UNSUPPORTED"):
+        dut.link.request(p.MsgType.FEED, p.pack_feed(np.zeros((1, 1))))

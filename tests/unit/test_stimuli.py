@@ -1,0 +1,68 @@
+"""Stimulus CSVs and matching detected events against expected ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hil.errors import CheckFailed, ConfigError
+from hil.stimuli import DetectedEvent, ExpectedEvent, check_events, load_stimulus, match_events
+
+
+def _write(tmp_path: Path, text: str, expected: str | None = None) -> Path:
+    path = tmp_path / "s.csv"
+    path.write_text(text)
+    if expected is not None:
+        (tmp_path / "s.expected.csv").write_text(expected)
+    return path
+
+
+def test_stimulus_loads_rate_units_channels_and_expected_events(tmp_path: Path) -> None:
+    rows = "".join(f"{i / 50:.2f},0,0,{1 + i * 0.01}\n" for i in range(100))
+    path = _write(tmp_path, "t_s,accel_x_g,accel_y_g,accel_z_g\n" + rows, "label,start_s,end_s\nwing,0.5,1.0\n")
+    s = load_stimulus(path)
+    assert s.channels == ("accel_x", "accel_y", "accel_z")
+    assert s.unit == "g"
+    assert s.sample_rate_hz == pytest.approx(50)
+    assert s.samples.shape == (100, 3)
+    assert s.expected == (ExpectedEvent("wing", 0.5, 1.0),)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("time,x_g\n0,1\n0.1,1\n", "header must be t_s"),
+        ("t_s,x\n0,1\n0.1,1\n", "unit suffix"),
+        ("t_s,x_g,y_ms2\n0,1,1\n0.1,1,1\n", "unit suffix"),
+        ("t_s,x_g\n0,1\n0.1,oops\n", "non-numeric"),
+        ("t_s,x_g\n0,1\n0.1,1\n0.15,1\n", "steady rate"),
+        ("t_s,x_g\n0,1\n", "at least 2 rows"),
+    ],
+)
+def test_bad_stimulus_is_refused_with_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_stimulus(_write(tmp_path, text))
+
+
+def test_events_match_within_their_windows_and_extra_ones_fail() -> None:
+    expected = (ExpectedEvent("wing", 1.0, 2.0), ExpectedEvent("ring", 5.0, 6.0))
+    detected = [DetectedEvent("wing", 3.5, 175, 0.9), DetectedEvent("ring", 9.0, 450, 0.95)]
+    match = match_events(detected, expected, latency_s=2.56)
+    assert [e.label for e in match.missed] == ["ring"]  # 9.0 s is past 6.0 + 2.56
+    assert [d.label for d in match.unexpected] == ["ring"]
+    with pytest.raises(CheckFailed, match="missed ring at 5-6 s; unexpected ring at 9.00 s"):
+        check_events("gesture", match)
+
+
+def test_exact_expected_events_pass() -> None:
+    match = match_events([DetectedEvent("wing", 2.1, 105, 0.9)], (ExpectedEvent("wing", 1.0, 2.0),), 2.56)
+    check_events("gesture", match)
+    assert match.as_dict()["delays_s"] == [pytest.approx(0.1)]
+
+
+def test_samples_are_float32_in_physical_units(tmp_path: Path) -> None:
+    s = load_stimulus(_write(tmp_path, "t_s,a_g\n0,0.5\n0.02,-1.25\n"))
+    assert s.samples.dtype == np.float32
+    assert s.samples[:, 0].tolist() == [0.5, -1.25]
