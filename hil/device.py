@@ -16,7 +16,7 @@ import numpy as np
 from hil import protocol as p
 from hil.backends import Backend, backend_class
 from hil.config import HilConfig, Target
-from hil.errors import ConfigError, DeviceLost, HilError, ProtocolError
+from hil.errors import ConfigError, DeviceLost, DeviceTimeout, HilError, ProtocolError
 from hil.link import Link
 from hil.results import TFLITE_TYPE_CODES, DeviceInfo, InferenceResult, MemoryReport, ModelInfo, OpProfile
 
@@ -44,6 +44,7 @@ class Device:
         self._info: DeviceInfo | None = None
         self._models: dict[str, ModelInfo] = {}
         self._stream_channels: int | None = None
+        self._broken: str | None = None  # why the last request left the device unusable
         self._log = logging.getLogger(f"hil.device({target.name})")
 
     # --- life cycle -------------------------------------------------------------------------
@@ -51,6 +52,7 @@ class Device:
     def open(self) -> DeviceInfo:
         """Start the backend, connect, and handshake; returns what the device says it is."""
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        self._broken = None
         url = self.backend.start()
         try:
             self._link = Link.open(
@@ -87,10 +89,10 @@ class Device:
         return self._link is not None
 
     def lost_reason(self) -> str | None:
-        """Why the device is unusable (closed or its process ended), or None if it looks alive."""
+        """Why the device is unusable (closed, its process ended, or it stopped answering), or None."""
         if self._link is None:
             return f"{self.target.name} is not open"
-        return self.backend.exit_reason()
+        return self.backend.exit_reason() or self._broken
 
     @property
     def link(self) -> Link:
@@ -113,6 +115,7 @@ class Device:
             except HilError as err:
                 if time.monotonic() >= deadline:
                     raise type(err)(f"handshake with {self.target.name} failed: {err}") from err
+        self._broken = None  # retries while booting are expected
         info = p.unpack_info(payload)
         if info.protocol_version != p.PROTOCOL_VERSION:
             raise ProtocolError(
@@ -129,7 +132,12 @@ class Device:
     def _request(
         self, msg_type: p.MsgType, payload: bytes = b"", timeout_s: float | None = None, *, reboot_ok: bool = False
     ) -> bytes:
-        return self.link.request(msg_type, payload, timeout_s or self.target.timeout_s, reboot_ok=reboot_ok)
+        try:
+            return self.link.request(msg_type, payload, timeout_s or self.target.timeout_s, reboot_ok=reboot_ok)
+        except (DeviceTimeout, DeviceLost) as err:
+            # A device that missed a reply may answer it late and desynchronise the next test: restart it.
+            self._broken = str(err)
+            raise
 
     # --- what the device is -----------------------------------------------------------------
 
