@@ -57,5 +57,5 @@ def test_reset_reboots_and_answers_again(session: HilSession) -> None:
 
 
 def test_unknown_model_names_what_the_device_serves(session: HilSession) -> None:
-    with pytest.raises(ConfigError, match="unknown model 'nope': reference serves .*sine"):
+    with pytest.raises(ConfigError, match=r"unknown model 'nope': reference serves .*sine"):
         session.device().model("nope")
