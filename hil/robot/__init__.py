@@ -141,6 +141,14 @@ class HilLibrary:
         self.session.device().model(model)
 
     @hil_keyword
+    def skip_unless_device_serves(self, model: str) -> None:
+        """Skip the test, with the reason, if the device does not serve ``model`` (small boards embed fewer)."""
+        device = self.session.device()
+        if model not in device.models:
+            served = ", ".join(device.models)
+            raise SkipExecution(f"{self.session.target.name} does not serve {model}: it serves {served}")
+
+    @hil_keyword
     def get_memory_report(self) -> MemoryReport:
         """Stack and heap use as the device measures them (``None`` fields where it cannot)."""
         report = self.session.device().memory()
