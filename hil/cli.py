@@ -136,6 +136,10 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
         for name, m in models.items():
             golden = m.get("golden")
             evaluation = m.get("evaluation")
+            events = m.get("events")
+            outcome = f"{evaluation['metric']} {evaluation['score']:.4f}" if evaluation else ""
+            if events:
+                outcome = f"events {events['matched']}/{events['expected']}, {len(events['unexpected'])} unexpected"
             table.add_row(
                 test["framework"],
                 test["test"],
@@ -145,7 +149,7 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
                 f"{m['latency_us']['median']:.1f}" if "latency_us" in m else "",
                 str(m.get("arena_used_bytes", "")),
                 f"{golden['vectors'] - golden['mismatched']}/{golden['vectors']}" if golden else "",
-                f"{evaluation['metric']} {evaluation['score']:.4f}" if evaluation else "",
+                outcome,
             )
     console.print(table)
     s = metrics["summary"]
