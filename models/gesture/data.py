@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -112,14 +113,16 @@ class Scene:
         n = self._steps(seconds)
         self._append(np.tile(self.position, (n, 1)), np.tile(self.rotation, (n, 1, 1)), np.full(n, float(self.in_hand)))
 
-    def reposition(self, seconds: float, target: np.ndarray) -> None:
-        """Slowly turn the device in the hand to ``target`` orientation (not a gesture)."""
+    def reposition(self, seconds: float, target: np.ndarray) -> tuple[float, float]:
+        """Turn the device in the hand to ``target`` orientation and shift it a little (not a gesture)."""
         n = self._steps(seconds)
         s = _min_jerk(np.arange(1, n + 1) / n)
         axis, angle = _axis_angle(target @ self.rotation.T)
         rot = _axis_rotation(axis, angle * s) @ self.rotation
-        shift = self.rng.normal(0.0, 0.03, size=3)
+        shift = self.rng.normal(0.0, 0.05, size=3)
+        begin = self.duration_s
         self._append(self.position + s[:, None] * shift, rot, np.ones(n))
+        return begin, self.duration_s
 
     def draw(self, label: str) -> tuple[float, float]:
         """Draw a wing (W), ring (O, clockwise from the top) or slope (down-left diagonal, then right).
@@ -162,7 +165,7 @@ class Scene:
         t = np.arange(1, n + 1) / n
         lift = _min_jerk(t)
         turn = _min_jerk(np.clip((t - rng.uniform(0.0, 0.2)) / rng.uniform(0.6, 0.8), 0.0, 1.0))
-        move = np.array([rng.normal(0.0, 0.04), -rng.uniform(0.0, 0.2), rng.uniform(0.1, 0.35)])
+        move = np.array([rng.normal(0.0, 0.04), -rng.uniform(0.0, 0.2), rng.uniform(0.15, 0.35)])
         tilt, roll, yaw = np.radians([rng.uniform(20.0, 70.0), rng.normal(0.0, 10.0), rng.normal(0.0, 12.0)])
         rot = _rot(2, yaw * turn) @ _rot(0, tilt * turn) @ _rot(1, roll * turn) @ self.rotation
         begin = self.duration_s
@@ -303,7 +306,7 @@ def _scene_for(rng: np.random.Generator, label: str) -> tuple[Scene, float]:
     elif label == "pickup":
         scene = Scene(rng, _table_orientation(rng), in_hand=False)
         scene.rest(rng.uniform(0.3, 1.0))
-        begin, end = scene.pickup(rng.uniform(0.5, 1.2))
+        begin, end = scene.pickup(rng.uniform(0.5, 1.0))
         scene.rest(window_s + 0.5)
     else:
         return _idle_scene(rng, window_s)
@@ -314,22 +317,45 @@ def _scene_for(rng: np.random.Generator, label: str) -> tuple[Scene, float]:
 
 
 def _idle_scene(rng: np.random.Generator, window_s: float) -> tuple[Scene, float]:
-    """No gesture: at rest in any orientation, held with tremor, slowly turned, or put down."""
-    kind = rng.choice(["table", "any", "hand", "turn", "put_down"], p=[0.2, 0.15, 0.3, 0.15, 0.2])
+    """No complete gesture: at rest in any orientation, held with tremor, turned in the hand, put
+    down, or the first or last part of a gesture at the edge of the window (a stream sees those too)."""
+    kind = rng.choice(["table", "any", "hand", "turn", "put_down", "partial"], p=[0.1, 0.08, 0.12, 0.2, 0.16, 0.34])
+    if kind == "partial":
+        return _partial_scene(rng, window_s)
     if kind == "table":
         scene = Scene(rng, _table_orientation(rng), in_hand=False)
     elif kind == "any":
         scene = Scene(rng, _random_rotation(rng), in_hand=bool(rng.random() < 0.5))
     else:
         scene = Scene(rng, _hand_orientation(rng, 45.0) if rng.random() < 0.7 else _random_rotation(rng), True)
-    if kind == "turn":
-        scene.rest(rng.uniform(0.2, 0.8))
-        scene.reposition(rng.uniform(1.2, 2.5), _hand_orientation(rng, 45.0))
-    elif kind == "put_down":
-        scene.rest(rng.uniform(0.2, 1.2))
-        scene.put_down(rng.uniform(0.6, 1.3))
     scene.rest(window_s + 0.5)
-    return scene, float(rng.uniform(0.0, 0.2))
+    if kind == "turn":
+        begin, end = scene.reposition(rng.uniform(0.6, 2.5), _hand_orientation(rng, 50.0))
+    elif kind == "put_down":
+        begin, end = scene.put_down(rng.uniform(0.6, 1.3))
+    else:
+        begin = end = window_s + 0.5
+    scene.rest(window_s + 0.5)
+    # The motion anywhere in the window, also only partly inside it, as a stream sees it.
+    return scene, float(rng.uniform(begin - window_s + 0.2, end - 0.2))
+
+
+def _partial_scene(rng: np.random.Generator, window_s: float) -> tuple[Scene, float]:
+    """A gesture or pickup of which at most 75 % is inside the window: not yet (or no longer) recognisable."""
+    label = str(rng.choice(["wing", "ring", "slope", "pickup"]))
+    if label == "pickup":
+        scene = Scene(rng, _table_orientation(rng), in_hand=False)
+        scene.rest(window_s + 0.5)
+        begin, end = scene.pickup(rng.uniform(0.5, 1.0))
+    else:
+        scene = Scene(rng, _hand_orientation(rng), in_hand=True)
+        scene.rest(window_s + 0.5)
+        begin, end = scene.draw(label)
+    scene.rest(window_s + 0.5)
+    inside = rng.uniform(0.0, 0.75) * (end - begin)
+    if rng.random() < 0.5:  # the motion is just starting at the end of the window
+        return scene, begin + inside - window_s
+    return scene, end - inside  # the motion is just ending at the start of the window
 
 
 def windows(rng: np.random.Generator, labels: np.ndarray) -> np.ndarray:
@@ -377,7 +403,7 @@ def _stimulus(seed: int, script: Callable[[Scene], list[tuple[str, float, float]
     return Stimulus(scene.render(0.0, count, Sensor.random(rng)), events)
 
 
-def sequence_stimulus() -> Stimulus:
+def sequence_stimulus(seed: int = 404) -> Stimulus:
     """~35 s: rest, wing, rest, ring, rest, slope, rest and put down, pickup, rest."""
 
     def script(scene: Scene) -> list[tuple[str, float, float]]:
@@ -397,10 +423,10 @@ def sequence_stimulus() -> Stimulus:
         scene.rest(4.0)
         return events
 
-    return _stimulus(404, script)
+    return _stimulus(seed, script)
 
 
-def idle_only_stimulus() -> Stimulus:
+def idle_only_stimulus(seed: int = 505) -> Stimulus:
     """~15 s without gestures: held, slowly turned, put down, lying on the table."""
 
     def script(scene: Scene) -> list[tuple[str, float, float]]:
@@ -412,7 +438,23 @@ def idle_only_stimulus() -> Stimulus:
         scene.rest(5.0)
         return []
 
-    return _stimulus(505, script)
+    return _stimulus(seed, script)
 
 
 STIMULI: dict[str, Callable[[], Stimulus]] = {"sequence": sequence_stimulus, "idle_only": idle_only_stimulus}
+
+
+def write_stimuli(directory: Path) -> list[Path]:
+    """Write each stimulus as ``<name>.csv`` (t_s and the three axes in g) and ``<name>.expected.csv``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, make in STIMULI.items():
+        stimulus = make()
+        t = np.arange(len(stimulus.samples_g)) / RATE_HZ
+        lines = ["t_s,accel_x_g,accel_y_g,accel_z_g"]
+        lines += [f"{ti:.2f},{x:.6f},{y:.6f},{z:.6f}" for ti, (x, y, z) in zip(t, stimulus.samples_g, strict=True)]
+        (directory / f"{name}.csv").write_text("\n".join(lines) + "\n")
+        expected = ["label,start_s,end_s"] + [f"{label},{a:.2f},{b:.2f}" for label, a, b in stimulus.events]
+        (directory / f"{name}.expected.csv").write_text("\n".join(expected) + "\n")
+        written += [directory / f"{name}.csv", directory / f"{name}.expected.csv"]
+    return written
