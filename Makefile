@@ -7,7 +7,18 @@ BIN    := $(VENV)/bin
 TARGET ?= reference
 OUT    ?= results
 
-.PHONY: run test lint bench vectors clean
+.PHONY: run test lint bench vectors system-deps clean
+
+# Debian tools some tests use; without them those tests skip and say why.
+# espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec.
+SYSTEM_DEPS ?= espeak-ng clang
+system-deps:
+	@missing=""; for tool in $(SYSTEM_DEPS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $$missing \
+		|| echo "could not install$$missing: the tests that need them will be skipped"; \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || { echo "cannot create a venv: on Debian, apt install python3-venv"; exit 1; }

@@ -10,18 +10,13 @@ Seeded end to end; the committed .tflite is the reference (`hil models verify` r
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from hil.training import budgets, convert_int8, load_sibling, seed_everything
 
 SEED = 1234
 HERE = Path(__file__).resolve().parent
@@ -34,18 +29,6 @@ NORMAL_PERCENTILE = 99.0  # ~1 % of healthy windows flagged: the false-alarm rat
 # A dense network this small is dominated by per-operator overhead, not MACs: budget a floor.
 LATENCY_FLOOR_US = 1000
 INSTRUCTIONS_PER_MAC_CMSIS = 0.6e6 / 62e3  # as measured for a magic_wand-like CNN
-EMULATOR_IPS = 100e6
-SLOWEST_BOARD_HZ = 64e6
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"anomaly_{name}", HERE / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_model(mean: np.ndarray, std: np.ndarray) -> Any:
@@ -79,20 +62,6 @@ def build_model(mean: np.ndarray, std: np.ndarray) -> Any:
     return keras.Model(inputs, error)
 
 
-def budgets(macs: int, arena_bytes: int) -> dict[str, dict[str, int]]:
-    arena = int(np.ceil(arena_bytes * 1.25 / 256) * 256)
-    cmsis = macs * INSTRUCTIONS_PER_MAC_CMSIS
-    emulator_us = max(LATENCY_FLOOR_US, int(round(2 * cmsis / EMULATOR_IPS * 1e6, -2)))
-    board_us = max(LATENCY_FLOOR_US, int(round(2 * cmsis / SLOWEST_BOARD_HZ * 1e6, -2)))
-    return {
-        "default": {"latency_us": max(emulator_us, board_us), "arena_bytes": arena},
-        "reference": {"latency_us": 20000, "arena_bytes": arena},
-        "qemu": {"latency_us": emulator_us, "arena_bytes": arena},
-        "renode": {"latency_us": emulator_us, "arena_bytes": arena},
-        "board": {"latency_us": board_us, "arena_bytes": arena},
-    }
-
-
 def tflm_scores(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, float, int]:
     """Int8 TFLM outputs for real-valued inputs ``x`` (N, 1, 32), with the output scale and zero point."""
     from hil import tflm
@@ -105,15 +74,14 @@ def tflm_scores(tflite: bytes, x: np.ndarray) -> tuple[np.ndarray, float, int]:
 
 
 def main() -> None:
-    import tensorflow as tf
-
     from hil import tflm
     from hil.models import EvalSet, Metric, finalize_model
 
     started = time.monotonic()
-    tf.keras.utils.set_random_seed(SEED)
-    tf.config.experimental.enable_op_determinism()
-    data = _load("data")
+    seed_everything(SEED)
+    import tensorflow as tf
+
+    data = load_sibling(__file__, "data")
     x_train = data.training_set(TRAIN_WINDOWS)
     x_calibration = data.calibration_set(CALIBRATION_WINDOWS)
     x_eval, y_eval = data.eval_set()
@@ -135,17 +103,7 @@ def main() -> None:
         bands = rng.choice(32, size=rng.integers(1, 5), replace=False)
         x[0, bands] += rng.uniform(-4.0, 4.0, size=len(bands)) * flat.std(axis=0)[bands]
 
-    def representative() -> Any:
-        for x in widened:
-            yield [x.astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    tflite = converter.convert()
+    tflite = convert_int8(model, widened)
     (HERE / "anomaly.tflite").write_bytes(tflite)
 
     # Threshold half a step above the chosen percentile's int8 level, so no score sits on it.
@@ -168,7 +126,9 @@ def main() -> None:
         eval_set=EvalSet(x_eval, y_eval),
         metric=Metric("threshold_accuracy", threshold=0.9, float_score=float_accuracy, decision_threshold=threshold),
         labels=tuple(data.LABELS),
-        budgets=budgets(macs, arena),
+        budgets=budgets(
+            macs, arena, instructions_per_mac=INSTRUCTIONS_PER_MAC_CMSIS, reference_us=20000, floor_us=LATENCY_FLOOR_US
+        ),
         training={
             "command": "python models/anomaly/train.py",
             "seed": SEED,

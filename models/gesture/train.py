@@ -9,18 +9,13 @@ re-checks it with the TFLM runtime.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from hil.training import budgets, convert_int8, count_macs, load_sibling, seed_everything
 
 SEED = 1234
 HERE = Path(__file__).resolve().parent
@@ -32,18 +27,6 @@ BATCH = 64
 # instructions with CMSIS-NN and ~5.3 M with TFLM's reference kernels.
 INSTRUCTIONS_PER_MAC_CMSIS = 0.6e6 / 62e3
 INSTRUCTIONS_PER_MAC_REFERENCE = 5.3e6 / 62e3
-EMULATOR_IPS = 100e6  # Renode and QEMU (-icount) at 100 MIPS
-SLOWEST_BOARD_HZ = 64e6  # nRF52840, the slowest board in the catalog, ~1 instruction per cycle
-
-
-def _load_data() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gesture_data", HERE / "data.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_model(classes: int) -> Any:
@@ -68,37 +51,6 @@ def build_model(classes: int) -> Any:
     return tf.keras.Model(inputs, outputs)
 
 
-def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one inference (convolutions and dense layers)."""
-    import tensorflow as tf
-
-    total = 0
-    for layer in model.layers:
-        out = layer.output.shape
-        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
-            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel_size))
-        elif isinstance(layer, tf.keras.layers.Conv2D):
-            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel_size)) * int(layer.input.shape[-1])
-        elif isinstance(layer, tf.keras.layers.Dense):
-            total += int(layer.input.shape[-1]) * int(out[-1])
-    return total
-
-
-def budgets(macs: int, arena_bytes: int) -> dict[str, dict[str, int]]:
-    """Latency budgets at twice the CMSIS-NN estimate; arena budgets 25 % above the measured arena."""
-    arena = int(np.ceil(arena_bytes * 1.25 / 256) * 256)
-    cmsis = macs * INSTRUCTIONS_PER_MAC_CMSIS
-    emulator_us = int(round(2 * cmsis / EMULATOR_IPS * 1e6, -2))
-    board_us = int(round(2 * cmsis / SLOWEST_BOARD_HZ * 1e6, -2))
-    return {
-        "default": {"latency_us": max(emulator_us, board_us), "arena_bytes": arena},
-        "reference": {"latency_us": 20000, "arena_bytes": arena},
-        "qemu": {"latency_us": emulator_us, "arena_bytes": arena},
-        "renode": {"latency_us": emulator_us, "arena_bytes": arena},
-        "board": {"latency_us": board_us, "arena_bytes": arena},
-    }
-
-
 STREAMING = {
     "sample_rate_hz": 50,
     "channels": ["accel_x", "accel_y", "accel_z"],
@@ -112,15 +64,14 @@ STREAMING = {
 
 
 def main() -> None:
-    import tensorflow as tf
-
     from hil import tflm
     from hil.models import EvalSet, Metric, finalize_model
 
     started = time.monotonic()
-    tf.keras.utils.set_random_seed(SEED)
-    tf.config.experimental.enable_op_determinism()
-    data = _load_data()
+    seed_everything(SEED)
+    import tensorflow as tf
+
+    data = load_sibling(__file__, "data")
     x_train, y_train = data.training_set(TRAIN_PER_CLASS)
     x_eval, y_eval = data.eval_set()
     print(f"gesture: {len(x_train)} training windows generated in {time.monotonic() - started:.0f} s")
@@ -136,17 +87,7 @@ def main() -> None:
     model.fit(x_train[:, 0], y_train, epochs=EPOCHS, batch_size=BATCH, verbose=2)
     float_accuracy = float(np.mean(model.predict(x_eval[:, 0], verbose=0).argmax(axis=1) == y_eval))
 
-    def representative() -> Any:
-        for x in x_train[:600]:
-            yield [x.astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    tflite = converter.convert()
+    tflite = convert_int8(model, x_train[:600])
     (HERE / "gesture.tflite").write_bytes(tflite)
 
     macs = count_macs(model)
@@ -159,7 +100,7 @@ def main() -> None:
         eval_set=EvalSet(x_eval, y_eval),
         metric=Metric("accuracy", threshold=0.95, float_score=float_accuracy),
         labels=tuple(data.LABELS),
-        budgets=budgets(macs, arena),
+        budgets=budgets(macs, arena, instructions_per_mac=INSTRUCTIONS_PER_MAC_CMSIS, reference_us=20000),
         streaming=STREAMING,
         training={
             "command": "python models/gesture/train.py",

@@ -9,18 +9,13 @@ promise bit-identical weights across machines, so the committed .tflite is the r
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+from hil.training import budgets, convert_int8, count_macs, load_sibling, seed_everything
 
 SEED = 1234
 HERE = Path(__file__).resolve().parent
@@ -33,18 +28,6 @@ BATCH = 64
 # with TFLM's reference kernels.
 INSTRUCTIONS_PER_MAC_CMSIS = 7.7e6 / 2.7e6
 INSTRUCTIONS_PER_MAC_REFERENCE = 200e6 / 2.7e6
-EMULATOR_IPS = 100e6  # Renode and QEMU (-icount) at 100 MIPS
-SLOWEST_BOARD_HZ = 64e6  # nRF52840, the slowest board in the catalog, ~1 instruction per cycle
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"kws_{name}", HERE / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look modules up by name
-    spec.loader.exec_module(module)
-    return module
 
 
 def build_model(classes: int) -> Any:
@@ -68,47 +51,15 @@ def build_model(classes: int) -> Any:
     return tf.keras.Model(inputs, outputs)
 
 
-def count_macs(model: Any) -> int:
-    """Multiply-accumulates of one inference (convolutions and dense layers)."""
-    import tensorflow as tf
-
-    total = 0
-    for layer in model.layers:
-        out = layer.output.shape
-        if isinstance(layer, tf.keras.layers.DepthwiseConv2D):
-            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel_size))
-        elif isinstance(layer, tf.keras.layers.Conv2D):
-            total += int(np.prod(out[1:])) * int(np.prod(layer.kernel_size)) * int(layer.input.shape[-1])
-        elif isinstance(layer, tf.keras.layers.Dense):
-            total += int(layer.input.shape[-1]) * int(out[-1])
-    return total
-
-
-def budgets(macs: int, arena_bytes: int) -> dict[str, dict[str, int]]:
-    """Latency budgets at twice the CMSIS-NN estimate; arena budgets 25 % above the measured arena."""
-    arena = int(np.ceil(arena_bytes * 1.25 / 256) * 256)
-    cmsis = macs * INSTRUCTIONS_PER_MAC_CMSIS
-    emulator_us = int(round(2 * cmsis / EMULATOR_IPS * 1e6, -2))
-    board_us = int(round(2 * cmsis / SLOWEST_BOARD_HZ * 1e6, -2))
-    return {
-        "default": {"latency_us": max(emulator_us, board_us), "arena_bytes": arena},
-        "reference": {"latency_us": 50000, "arena_bytes": arena},
-        "qemu": {"latency_us": emulator_us, "arena_bytes": arena},
-        "renode": {"latency_us": emulator_us, "arena_bytes": arena},
-        "board": {"latency_us": board_us, "arena_bytes": arena},
-    }
-
-
 def main() -> None:
-    import tensorflow as tf
-
     from hil import tflm
     from hil.models import EvalSet, Metric, finalize_model
 
     started = time.monotonic()
-    tf.keras.utils.set_random_seed(SEED)
-    tf.config.experimental.enable_op_determinism()
-    data = _load("data")
+    seed_everything(SEED)
+    import tensorflow as tf
+
+    data = load_sibling(__file__, "data")
     data.require_espeak()
     x_train, y_train = data.training_set(TRAIN_PER_CLASS)
     x_eval, y_eval = data.eval_set()
@@ -125,17 +76,7 @@ def main() -> None:
     model.fit(x_train[:, 0], y_train, epochs=EPOCHS, batch_size=BATCH, verbose=2)
     float_accuracy = float(np.mean(model.predict(x_eval[:, 0], verbose=0).argmax(axis=1) == y_eval))
 
-    def representative() -> Any:
-        for x in x_train[:500]:
-            yield [x.astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    tflite = converter.convert()
+    tflite = convert_int8(model, x_train[:500])
     (HERE / "kws.tflite").write_bytes(tflite)
 
     macs = count_macs(model)
@@ -148,7 +89,7 @@ def main() -> None:
         eval_set=EvalSet(x_eval, y_eval),
         metric=Metric("accuracy", threshold=0.85, float_score=float_accuracy),
         labels=tuple(data.LABELS),
-        budgets=budgets(macs, arena),
+        budgets=budgets(macs, arena, instructions_per_mac=INSTRUCTIONS_PER_MAC_CMSIS, reference_us=50000),
         training={
             "command": "python models/kws/train.py",
             "seed": SEED,

@@ -8,13 +8,9 @@ committed .tflite is the reference; golden vectors are regenerated from it with 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 SEED = 1234
 HERE = Path(__file__).resolve().parent
@@ -27,12 +23,12 @@ def make_data(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarra
 
 
 def main() -> None:
+    from hil.models import EvalSet, Metric, finalize_model
+    from hil.training import convert_int8, seed_everything
+
+    seed_everything(SEED)
     import tensorflow as tf
 
-    from hil.models import EvalSet, Metric, finalize_model
-
-    tf.keras.utils.set_random_seed(SEED)
-    tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(SEED)
     x_train, y_train = make_data(rng, 4000, noise=0.05)
     x_eval, _ = make_data(rng, 200, noise=0.0)
@@ -50,17 +46,7 @@ def main() -> None:
     model.fit(x_train, y_train, epochs=60, batch_size=64, verbose=0)
     float_mae = float(np.mean(np.abs(model.predict(x_eval, verbose=0)[:, 0] - y_eval)))
 
-    def representative() -> object:
-        for x in x_train[:500]:
-            yield [x.reshape(1, 1)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    (HERE / "sine.tflite").write_bytes(converter.convert())
+    (HERE / "sine.tflite").write_bytes(convert_int8(model, x_train[:500].reshape(-1, 1, 1)))
 
     golden_x = np.concatenate([np.linspace(0.0, 2 * np.pi, 24), rng.uniform(0.0, 2 * np.pi, 8)]).reshape(-1, 1, 1)
     manifest = finalize_model(
