@@ -126,7 +126,7 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
         "latency median µs",
         "arena B",
         "golden",
-        "score",
+        "outcome",
     ):
         table.add_column(column, overflow="fold")
     colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
