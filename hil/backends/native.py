@@ -1,11 +1,17 @@
-"""The native backend: Zephyr's ``native_sim`` executable on this host, its UART on a pty."""
+"""The native backend: Zephyr's ``native_sim`` executable on this host, its UART on a pty.
+
+The firmware's protocol UART is native_sim's first UART on a pseudo-terminal of its own
+(``CONFIG_NATIVE_UART_0_ON_OWN_PTY``); at start the simulator prints
+``uart connected to pseudotty: /dev/pts/N`` on stdout. Its stdout and stderr (printk, TFLM's
+MicroPrintf) go to ``native_sim.log`` in the artifacts, where we also read the pty path, so
+nothing can fill an unread pipe and stall the simulator.
+"""
 
 from __future__ import annotations
 
 import re
-import select
-import subprocess
 import time
+from pathlib import Path
 
 from hil.backends import Backend, firmware_image, missing_firmware
 from hil.backends._process import ChildProcess
@@ -14,6 +20,8 @@ from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
 
 PTY_LINE = re.compile(rb"connected to pseudotty: (/dev/pts/\d+)")
 EXECUTABLE = "zephyr.exe"
+LOG_NAME = "native_sim.log"
+POLL_S = 0.02
 
 
 class NativeBackend(Backend):
@@ -23,28 +31,39 @@ class NativeBackend(Backend):
     def unavailable_reason(cls, target: Target, config: HilConfig) -> str | None:
         return missing_firmware(target, config, EXECUTABLE)
 
+    @property
+    def log_path(self) -> Path:
+        return self.artifacts_dir / LOG_NAME
+
     def start(self) -> str:
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
-        # -no-rt: simulated time runs as fast as the host allows; the firmware's tick counts stay exact.
-        argv = [str(firmware_image(self.target, self.config, EXECUTABLE)), "-no-rt"]
-        self._sim = ChildProcess("native_sim", argv, self.artifacts_dir / "native_sim.log", stdout=subprocess.PIPE)
-        return self._pty_path()
+        log = self.log_path
+        log.parent.mkdir(parents=True, exist_ok=True)
+        offset = log.stat().st_size if log.exists() else 0
+        # -rt: simulated time follows the host clock, so the protocol's 100 ms stale-frame rule
+        # means 100 ms of real silence (with -no-rt idle time would race ahead). The firmware
+        # times inferences on the host's monotonic clock either way.
+        argv = [str(firmware_image(self.target, self.config, EXECUTABLE)), "-rt"]
+        self._sim = ChildProcess("native_sim", argv, log)
+        return self._pty_path(log, offset)
 
-    def _pty_path(self) -> str:
-        stdout = self._sim.popen.stdout if self._sim and self._sim.popen else None
+    def _pty_path(self, log: Path, offset: int) -> str:
         deadline = time.monotonic() + self.target.boot_timeout_s
         seen = b""
-        while stdout and time.monotonic() < deadline:
-            ready, _, _ = select.select([stdout], [], [], max(0.0, deadline - time.monotonic()))
-            chunk = stdout.read1(4096) if ready else b""
-            if ready and not chunk:
-                raise DeviceLost(f"{self.exit_reason() or 'native_sim closed stdout'}; it printed: {seen[-300:]!r}")
-            seen += chunk
+        while time.monotonic() < deadline:
+            with log.open("rb") as f:
+                f.seek(offset)
+                seen = f.read()
             if found := PTY_LINE.search(seen):
                 return found.group(1).decode()
+            if reason := self.exit_reason():
+                raise DeviceLost(f"{reason} before it opened its UART; it printed: {seen[-300:]!r}; see {log}")
+            time.sleep(POLL_S)
         self.stop()
-        raise DeviceTimeout(f"native_sim printed no pty path within {self.target.boot_timeout_s:g} s: {seen[-300:]!r}")
+        raise DeviceTimeout(
+            f"native_sim printed no pty path within {self.target.boot_timeout_s:g} s: {seen[-300:]!r}; see {log}"
+        )
 
     def stop(self) -> None:
         if self._sim:

@@ -1,14 +1,23 @@
-"""The QEMU backend: Zephyr firmware in qemu-system-arm, deterministic with ``-icount``.
+"""The QEMU backend: Zephyr firmware in qemu-system-arm, instruction-counted with ``-icount``.
 
-The console UART is a TCP server on 127.0.0.1 that waits for us before the guest starts,
-so no boot line is lost.
+The console UART is a TCP server on 127.0.0.1 that waits for its client before the guest
+starts. We wait until QEMU listens (read from /proc/net/tcp, so the wait does not use up the
+one connection) and hand the port to the link, whose connection starts the guest: no boot
+line is lost.
+
+``-icount shift=N,align=off,sleep=on``: guest time advances 2**N ns per executed instruction,
+so inference ticks are deterministic instruction counts, while an idle guest (waiting for the
+host's next byte) sees real time pass, as a board would. With ``sleep=off`` idle time would
+jump ahead to the next timer at once and the protocol's 100 ms stale-frame rule would fire
+between the bytes of one request. The default shift 3 (8 ns, 125 MIPS) is the power of two
+nearest the 100 MIPS the models' emulator latency budgets assume (``hil.training.EMULATOR_IPS``,
+also Renode's default); set ``icount_shift`` on the target for another rate.
 """
 
 from __future__ import annotations
 
 import time
-
-import serial
+from pathlib import Path
 
 from hil import tools
 from hil.backends import Backend, firmware_image, free_tcp_port, missing_firmware
@@ -16,7 +25,20 @@ from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
 
-CONNECT_RETRY_S = 0.05
+DEFAULT_ICOUNT_SHIFT = 3  # 2**3 ns per instruction: 125 MIPS, nearest to the budgets' 100 MIPS
+LISTEN_POLL_S = 0.02
+PROC_NET_TCP = Path("/proc/net/tcp")
+TCP_LISTEN = "0A"
+
+
+def _listening(port: int, proc_net_tcp: Path = PROC_NET_TCP) -> bool | None:
+    """Whether something listens on 127.0.0.1:``port``; None if this OS has no /proc/net/tcp."""
+    try:
+        lines = proc_net_tcp.read_text().splitlines()[1:]
+    except OSError:
+        return None
+    wanted = f"0100007F:{port:04X}"
+    return any(f[1] == wanted and f[3] == TCP_LISTEN for f in (line.split() for line in lines) if len(f) > 3)
 
 
 class QemuBackend(Backend):
@@ -40,22 +62,22 @@ class QemuBackend(Backend):
             "-cpu", self.target.option("cpu", "cortex-m3"),
             "-nographic", "-monitor", "none", "-nodefaults",
             "-serial", f"tcp:127.0.0.1:{self._port},server=on,wait=on",
-            # Instruction counting makes guest time a function of executed instructions only.
-            "-icount", f"shift={self.target.option('icount_shift', 6)},align=off,sleep=off",
+            "-icount", f"shift={self.target.option('icount_shift', DEFAULT_ICOUNT_SHIFT)},align=off,sleep=on",
             "-rtc", "clock=vm",
             "-kernel", str(firmware_image(self.target, self.config)),
         ]  # fmt: skip
         self._qemu = ChildProcess("qemu-system-arm", argv, self.artifacts_dir / "qemu.log")
-        url = f"socket://127.0.0.1:{self._port}"
         deadline = time.monotonic() + self.target.boot_timeout_s
         while time.monotonic() < deadline:
             if reason := self.exit_reason():
                 raise DeviceLost(f"{reason} before its console opened; see {self.artifacts_dir / 'qemu.log'}")
-            try:
-                serial.serial_for_url(url, timeout=0).close()  # probe only; QEMU accepts the real client next
-                return url
-            except serial.SerialException:
-                time.sleep(CONNECT_RETRY_S)
+            listening = _listening(self._port)
+            if listening is None:
+                time.sleep(0.5)  # no /proc: give QEMU a moment; the link retries its connect
+                return f"socket://127.0.0.1:{self._port}"
+            if listening:
+                return f"socket://127.0.0.1:{self._port}"
+            time.sleep(LISTEN_POLL_S)
         self.stop()
         raise DeviceTimeout(f"QEMU console on port {self._port} did not open within {self.target.boot_timeout_s:g} s")
 

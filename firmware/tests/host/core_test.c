@@ -1,0 +1,581 @@
+/*
+ * Copyright (c) 2026 tinyml-hil contributors
+ * SPDX-License-Identifier: Apache-2.0
+ *
+ * Host tests of the firmware core (no Zephyr, no TFLM):
+ *
+ *   core_test docs/protocol-vectors.txt    every encode/decode/reply vector, then unit tests
+ *   core_test --decode-script              a decoder driven by stdin, for differential tests:
+ *                                            "F <hex>" feed, "A" abandon the partial frame,
+ *                                            "N" a new decoder; prints the items of each line
+ *
+ * Vector semantics are those of tests/unit/test_protocol.py. The reply vectors run on
+ * FakeInferenceEngine, which only the weight-independent replies of the vectors can use.
+ */
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fake_inference_engine.h"
+#include "hil_device.h"
+#include "hil_frame.h"
+#include "hil_stream.h"
+#include "hil_wire.h"
+#include "host_port.h"
+
+#define MAX_BYTES (64U * 1024U)
+#define MAX_TEXT (4U * MAX_BYTES)
+
+static int failures;
+static int checks;
+
+static void fail(const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	fprintf(stderr, "FAIL: ");
+	vfprintf(stderr, format, args);
+	fprintf(stderr, "\n");
+	va_end(args);
+	failures++;
+}
+
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		checks++;                                                                          \
+		if (!(cond)) {                                                                     \
+			fail(__VA_ARGS__);                                                         \
+		}                                                                                  \
+	} while (0)
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	if (c >= 'A' && c <= 'F') {
+		return c - 'A' + 10;
+	}
+	return -1;
+}
+
+/* Parse hex ("-" is empty) into out; returns the byte count, or -1 if it is not hex. */
+static long unhex(const char *text, uint8_t *out, size_t cap)
+{
+	if (strcmp(text, "-") == 0) {
+		return 0;
+	}
+
+	size_t len = strlen(text);
+
+	if (len % 2U != 0U || len / 2U > cap) {
+		return -1;
+	}
+	for (size_t i = 0; i < len / 2U; i++) {
+		int hi = hex_value(text[2U * i]);
+		int lo = hex_value(text[2U * i + 1U]);
+
+		if (hi < 0 || lo < 0) {
+			return -1;
+		}
+		out[i] = (uint8_t)(hi * 16 + lo);
+	}
+	return (long)(len / 2U);
+}
+
+struct text {
+	char buf[MAX_TEXT];
+	size_t len;
+};
+
+static void text_add(struct text *t, const char *format, ...)
+{
+	va_list args;
+
+	va_start(args, format);
+	int n = vsnprintf(&t->buf[t->len], sizeof(t->buf) - t->len, format, args);
+
+	va_end(args);
+	if (n > 0) {
+		t->len += (size_t)n;
+		if (t->len >= sizeof(t->buf)) {
+			t->len = sizeof(t->buf) - 1U;
+		}
+	}
+}
+
+static void text_hex(struct text *t, const uint8_t *data, size_t len)
+{
+	if (len == 0U) {
+		text_add(t, "-");
+	}
+	for (size_t i = 0; i < len; i++) {
+		text_add(t, "%02x", data[i]);
+	}
+}
+
+/* Items in vector notation; adjacent text items are merged (as one feed() yields them). */
+struct items {
+	struct text out;
+	uint8_t pending_text[MAX_BYTES];
+	size_t pending_len;
+	size_t count;
+};
+
+static void items_reset(struct items *it)
+{
+	it->out.len = 0;
+	it->out.buf[0] = '\0';
+	it->pending_len = 0;
+	it->count = 0;
+}
+
+static void items_sep(struct items *it)
+{
+	if (it->count++ > 0U) {
+		text_add(&it->out, " ");
+	}
+}
+
+static void items_flush_text(struct items *it)
+{
+	if (it->pending_len > 0U) {
+		items_sep(it);
+		text_add(&it->out, "T:");
+		text_hex(&it->out, it->pending_text, it->pending_len);
+		it->pending_len = 0;
+	}
+}
+
+static bool record_item(void *user, const struct hil_item *item)
+{
+	struct items *it = user;
+
+	if (item->kind == HIL_ITEM_TEXT) {
+		size_t n = item->len;
+
+		if (n > sizeof(it->pending_text) - it->pending_len) {
+			n = sizeof(it->pending_text) - it->pending_len;
+		}
+		memcpy(&it->pending_text[it->pending_len], item->data, n);
+		it->pending_len += n;
+		return true;
+	}
+	items_flush_text(it);
+	items_sep(it);
+	if (item->kind == HIL_ITEM_FRAME) {
+		text_add(&it->out, "F:%02x:%u:", item->type, item->seq);
+		text_hex(&it->out, item->data, item->len);
+	} else {
+		text_add(&it->out, "E:%d:%u", (int)item->fault, item->seq);
+	}
+	return true;
+}
+
+static const char *items_text(struct items *it)
+{
+	items_flush_text(it);
+	return it->count > 0U ? it->out.buf : "-";
+}
+
+/* Device replies in vector notation: ERR:<code>:<seq> or F:<type>:<seq>:<hex>; text skipped. */
+static bool record_reply(void *user, const struct hil_item *item)
+{
+	struct items *it = user;
+
+	if (item->kind != HIL_ITEM_FRAME) {
+		return true;
+	}
+	items_sep(it);
+	if (item->type == HIL_MSG_ERROR && item->len >= 1U) {
+		text_add(&it->out, "ERR:%u:%u", item->data[0], item->seq);
+	} else {
+		text_add(&it->out, "F:%02x:%u:", item->type, item->seq);
+		text_hex(&it->out, item->data, item->len);
+	}
+	return true;
+}
+
+static struct hil_decoder decoder;
+static struct items items;
+static uint8_t bytes[MAX_BYTES];
+static uint8_t frame[MAX_BYTES];
+
+/* The device under test: the core on FakeInferenceEngine, writing into a RecordingPort. */
+static struct fake_inference_engine fake;
+static struct recording_port port;
+static struct hil_device device;
+static float ring[1024];
+
+static void device_setup(void)
+{
+	struct hil_device_config cfg = {
+		.engine = fake_inference_engine_init(&fake),
+		.platform = recording_port_platform(&port),
+		.clock = fake_inference_engine_clock(&fake),
+		.firmware_version = "host-test",
+		.board = "host",
+		.ring = ring,
+		.ring_floats = sizeof(ring) / sizeof(ring[0]),
+	};
+
+	hil_device_init(&device, &cfg);
+	(void)hil_device_boot(&device);
+	recording_port_clear(&port);
+}
+
+static const char *device_replies(void)
+{
+	items_reset(&items);
+	hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+	(void)hil_decoder_feed(&decoder, port.data, port.len, record_reply, &items);
+	return items.count > 0U ? items.out.buf : "-";
+}
+
+static void run_vector(const char *kind, char **fields, size_t nfields, const char *expected)
+{
+	if (strcmp(kind, "encode") == 0 && nfields == 4U) {
+		long type = strtol(fields[0], NULL, 16);
+		long seq = strtol(fields[1], NULL, 10);
+		long len = unhex(fields[2], bytes, sizeof(bytes));
+		size_t n = hil_frame_encode(frame, sizeof(frame), (uint8_t)type, (uint8_t)seq, bytes,
+					    len < 0 ? 0U : (size_t)len);
+
+		items_reset(&items);
+		text_hex(&items.out, frame, n);
+		CHECK(len >= 0 && strcmp(items.out.buf, fields[3]) == 0,
+		      "encode %s %s %s: got %s, want %s", fields[0], fields[1], fields[2],
+		      items.out.buf, fields[3]);
+	} else if (strcmp(kind, "decode") == 0 && nfields == 1U) {
+		long len = unhex(fields[0], bytes, sizeof(bytes));
+
+		items_reset(&items);
+		hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+		(void)hil_decoder_feed(&decoder, bytes, len < 0 ? 0U : (size_t)len, record_item,
+				       &items);
+		CHECK(strcmp(items_text(&items), expected) == 0, "decode %s: got %s, want %s",
+		      fields[0], items_text(&items), expected);
+
+		/* The same stream a byte at a time gives the same items. */
+		items_reset(&items);
+		hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+		for (long i = 0; i < len; i++) {
+			(void)hil_decoder_feed(&decoder, &bytes[i], 1, record_item, &items);
+		}
+		CHECK(strcmp(items_text(&items), expected) == 0,
+		      "decode %s byte by byte: got %s, want %s", fields[0], items_text(&items),
+		      expected);
+	} else if (strcmp(kind, "reply") == 0 && nfields == 1U) {
+		long len = unhex(fields[0], bytes, sizeof(bytes));
+
+		recording_port_clear(&port);
+		hil_decoder_init(&device.decoder, HIL_MAX_PAYLOAD_BYTES); /* a fresh FrameDecoder */
+		hil_device_rx(&device, bytes, len < 0 ? 0U : (size_t)len, 0);
+		if (hil_device_reset_pending(&device)) {
+			(void)hil_device_boot(&device);
+		}
+		CHECK(strcmp(device_replies(), expected) == 0, "reply %s: got %s, want %s",
+		      fields[0], device_replies(), expected);
+	} else {
+		fail("unreadable vector line: %s", kind);
+	}
+}
+
+static int run_vectors(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	static char line[4 * MAX_BYTES];
+	int vectors = 0;
+
+	if (f == NULL) {
+		fprintf(stderr, "cannot open %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	device_setup();
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0] == '\0' || line[0] == '#') {
+			continue;
+		}
+
+		char *arrow = strstr(line, " => ");
+		const char *expected = "";
+
+		if (arrow != NULL) {
+			*arrow = '\0';
+			expected = arrow + 4;
+		}
+
+		char *fields[8];
+		size_t nfields = 0;
+		char *save = NULL;
+		char *kind = strtok_r(line, " ", &save);
+
+		for (char *tok = strtok_r(NULL, " ", &save); tok != NULL && nfields < 8U;
+		     tok = strtok_r(NULL, " ", &save)) {
+			fields[nfields++] = tok;
+		}
+		if (kind != NULL) {
+			run_vector(kind, fields, nfields, expected);
+			vectors++;
+		}
+	}
+	fclose(f);
+	printf("%d protocol vectors checked\n", vectors);
+	return vectors;
+}
+
+/* --- unit tests beyond the vectors ---------------------------------------------------------- */
+
+static size_t frame_of(uint8_t *out, uint8_t type, uint8_t seq, const char *payload)
+{
+	return hil_frame_encode(out, MAX_BYTES, type, seq, (const uint8_t *)payload,
+				strlen(payload));
+}
+
+static void test_decoder_abandons_a_partial_frame_after_silence(void)
+{
+	uint8_t buf[64] = {HIL_SYNC0, HIL_SYNC1};
+	size_t n = 2U + frame_of(&buf[2], HIL_MSG_INFO, 1, "");
+
+	items_reset(&items);
+	hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+	(void)hil_decoder_feed_at(&decoder, buf, n, 1000, record_item, &items);
+	CHECK(strcmp(items_text(&items), "-") == 0, "false sync swallows the frame: %s",
+	      items_text(&items));
+	CHECK(hil_decoder_partial(&decoder), "a partial frame is buffered");
+	(void)hil_decoder_tick(&decoder, 1100, record_item, &items);
+	CHECK(strcmp(items_text(&items), "-") == 0, "100 ms of silence is not yet stale");
+	(void)hil_decoder_tick(&decoder, 1101, record_item, &items);
+	CHECK(strcmp(items_text(&items), "E:4:90 T:5a F:01:1:-") == 0,
+	      "abandon after more than 100 ms: %s", items_text(&items));
+	CHECK(!hil_decoder_partial(&decoder), "nothing partial after the abandon");
+}
+
+static void test_decoder_reports_oversize_length_and_recovers(void)
+{
+	uint8_t buf[64];
+	size_t n = frame_of(buf, HIL_MSG_ECHO, 4, "xxxxxxxxx");
+
+	n += frame_of(&buf[n], HIL_MSG_INFO, 5, "");
+	items_reset(&items);
+	hil_decoder_init(&decoder, 8);
+	(void)hil_decoder_feed(&decoder, buf, n, record_item, &items);
+
+	const char *got = items_text(&items);
+
+	CHECK(strncmp(got, "E:2:4 ", 6) == 0, "TOO_LARGE first: %s", got);
+	CHECK(strstr(got, "F:01:5:-") != NULL, "the next frame survives: %s", got);
+}
+
+static void test_decoder_survives_a_full_buffer_of_garbage(void)
+{
+	items_reset(&items);
+	hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+	/* A header announcing the largest payload, then never finishing it, then more. */
+	uint8_t head[6] = {HIL_SYNC0, HIL_SYNC1, 0x07, 9, 0x00, 0x10};
+
+	(void)hil_decoder_feed(&decoder, head, sizeof(head), record_item, &items);
+	for (int i = 0; i < 3 * (int)HIL_MAX_FRAME_BYTES; i++) {
+		uint8_t b = (uint8_t)(i * 7);
+
+		(void)hil_decoder_feed(&decoder, &b, 1, record_item, &items);
+	}
+	CHECK(decoder.tail - decoder.head < sizeof(decoder.buf), "the buffer stays bounded");
+
+	size_t n = frame_of(frame, HIL_MSG_INFO, 3, "");
+
+	(void)hil_decoder_feed(&decoder, frame, n, record_item, &items);
+	while (hil_decoder_partial(&decoder)) {
+		(void)hil_decoder_abandon_partial(&decoder, record_item, &items);
+	}
+	CHECK(strstr(items_text(&items), "F:01:3:-") != NULL, "a frame after garbage is found");
+}
+
+static void test_event_frame_and_line_come_before_the_feed_reply(void)
+{
+	uint8_t req[128];
+	uint8_t start[] = {
+		4, 's', 'i', 'n', 'e', HIL_SOURCE_FED, 1, 0, HIL_NO_IDLE_CLASS,
+		0x00, 0x00, 0x00, 0x3f, /* threshold 0.5 */
+		2, 0,                   /* refractory 2 samples */
+	};
+	/* 3 samples: 4.0 (q=35, score 0.305), 5.0 (q=76, 0.625), 6.0 (q=116, 0.938) */
+	uint8_t feed[] = {3, 0, 0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xa0, 0x40, 0x00, 0x00, 0xc0, 0x40};
+	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_STREAM_START, 30, start,
+				    sizeof(start));
+
+	device_setup();
+	hil_device_rx(&device, req, n, 0);
+	n = hil_frame_encode(req, sizeof(req), HIL_MSG_FEED, 31, feed, sizeof(feed));
+	recording_port_clear(&port);
+	hil_device_rx(&device, req, n, 0);
+
+	const char *line = "HIL EVENT sine class=0 score=0.625 sample=2\r\n";
+
+	CHECK(memmem(port.data, port.len, line, strlen(line)) != NULL, "the event line is printed");
+	/* One event (sample 3 falls in the refractory period), then the FEED reply. */
+	CHECK(strcmp(device_replies(),
+		     "F:c0:0:020000000473696e65000009203f0700000000000000 F:89:31:0300000003000100") ==
+		      0,
+	      "event then reply: %s", device_replies());
+}
+
+static void test_feed_without_stream_and_invoke_failure(void)
+{
+	uint8_t req[64];
+	uint8_t infer[] = {4, 's', 'i', 'n', 'e', HIL_TYPE_INT8, 0x10};
+	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_INFER, 40, infer, sizeof(infer));
+
+	device_setup();
+	fake.fail_invoke = true;
+	hil_device_rx(&device, req, n, 0);
+	CHECK(strcmp(device_replies(), "ERR:8:40") == 0, "invoke failure: %s", device_replies());
+	fake.fail_invoke = false;
+	recording_port_clear(&port);
+	hil_device_rx(&device, req, n, 0);
+	CHECK(strcmp(device_replies(), "F:83:40:0700000000000000e006000010") == 0,
+	      "INFER reply: ticks, arena used, output: %s", device_replies());
+}
+
+static void test_reset_reboots_and_prints_the_boot_lines(void)
+{
+	uint8_t req[64];
+	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_RESET, 50, NULL, 0);
+
+	n += hil_frame_encode(&req[n], sizeof(req) - n, HIL_MSG_INFO, 51, NULL, 0);
+	device_setup();
+	hil_device_rx(&device, req, n, 0);
+	CHECK(hil_device_reset_pending(&device), "RESET asks the glue to reboot");
+	CHECK(strcmp(device_replies(), "F:86:50:-") == 0,
+	      "the frame after RESET is dropped as a reboot would: %s", device_replies());
+	(void)hil_device_boot(&device);
+	CHECK(memmem(port.data, port.len, "HIL BOOT fw=host-test proto=1 board=host\r\nHIL READY\r\n",
+		     52) != NULL,
+	      "boot lines after the reply");
+	CHECK(fake.boots == 2U, "the engine booted again");
+}
+
+static void test_format_fixed3_matches_python(void)
+{
+	static const struct {
+		float v;
+		const char *want; /* f"{float(np.float32(v)):.3f}" */
+	} cases[] = {
+		{0.0f, "0.000"},      {-0.0f, "-0.000"},      {0.625f, "0.625"},
+		{1.0625f, "1.062"},   {1.0635f, "1.064"},     {0.0005f, "0.001"},
+		{-0.0004f, "-0.000"}, {0.99951171875f, "1.000"}, {123.4567f, "123.457"},
+		{1e10f, "10000000000.000"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[40];
+
+		(void)hil_format_fixed3(buf, sizeof(buf), cases[i].v);
+		CHECK(strcmp(buf, cases[i].want) == 0, "format %.9g: got %s, want %s",
+		      (double)cases[i].v, buf, cases[i].want);
+	}
+}
+
+static void test_quantize_rounds_half_away_from_zero_and_saturates(void)
+{
+	struct hil_tensor_spec spec = {
+		.type = HIL_TYPE_INT8, .ndims = 1, .dims = {7}, .scale = 0.5f, .zero_point = -1,
+	};
+	float values[7] = {0.25f, -0.25f, 0.75f, 1000.0f, -1000.0f, NAN, -0.74f};
+	int8_t want[7] = {0, -2, 1, 127, -128, 0, -2};
+	int8_t got[7];
+
+	hil_quantize(&spec, values, 7, (uint8_t *)got);
+	CHECK(memcmp(got, want, sizeof(want)) == 0, "quantize: %d %d %d %d %d %d %d", got[0],
+	      got[1], got[2], got[3], got[4], got[5], got[6]);
+}
+
+static void test_utf8_validation_matches_python(void)
+{
+	CHECK(hil_utf8_valid((const uint8_t *)"sine", 4), "ASCII");
+	CHECK(hil_utf8_valid((const uint8_t *)"\xc3\xa9", 2), "e acute");
+	CHECK(!hil_utf8_valid((const uint8_t *)"\xc0\xaf", 2), "overlong");
+	CHECK(!hil_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3), "surrogate");
+	CHECK(!hil_utf8_valid((const uint8_t *)"\xf4\x90\x80\x80", 4), "above U+10FFFF");
+	CHECK(!hil_utf8_valid((const uint8_t *)"\xe2\x82", 2), "truncated");
+	CHECK(hil_utf8_truncate((const uint8_t *)"a\xc3\xa9", 3, 2) == 1U, "cut on a boundary");
+}
+
+static int run_unit_tests(void)
+{
+	test_decoder_abandons_a_partial_frame_after_silence();
+	test_decoder_reports_oversize_length_and_recovers();
+	test_decoder_survives_a_full_buffer_of_garbage();
+	test_event_frame_and_line_come_before_the_feed_reply();
+	test_feed_without_stream_and_invoke_failure();
+	test_reset_reboots_and_prints_the_boot_lines();
+	test_format_fixed3_matches_python();
+	test_quantize_rounds_half_away_from_zero_and_saturates();
+	test_utf8_validation_matches_python();
+	return 0;
+}
+
+/* --- differential decoding ------------------------------------------------------------------ */
+
+static int decode_script(void)
+{
+	static char line[4 * MAX_BYTES];
+
+	hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+	while (fgets(line, sizeof(line), stdin) != NULL) {
+		line[strcspn(line, "\r\n")] = '\0';
+		items_reset(&items);
+		if (line[0] == 'N') {
+			hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+		} else if (line[0] == 'A') {
+			(void)hil_decoder_abandon_partial(&decoder, record_item, &items);
+		} else if (line[0] == 'F' && line[1] == ' ') {
+			long len = unhex(&line[2], bytes, sizeof(bytes));
+
+			if (len < 0) {
+				fprintf(stderr, "not hex: %s\n", &line[2]);
+				return 2;
+			}
+			(void)hil_decoder_feed(&decoder, bytes, (size_t)len, record_item, &items);
+		} else {
+			fprintf(stderr, "unknown script line: %s\n", line);
+			return 2;
+		}
+		printf("%s %s\n", items_text(&items), hil_decoder_partial(&decoder) ? "P" : "-");
+		fflush(stdout);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "--decode-script") == 0) {
+		return decode_script();
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s docs/protocol-vectors.txt | --decode-script\n", argv[0]);
+		return 2;
+	}
+	if (run_vectors(argv[1]) <= 0) {
+		fprintf(stderr, "no vectors read from %s\n", argv[1]);
+		return 1;
+	}
+	run_unit_tests();
+	printf("%d checks, %d failed\n", checks, failures);
+	if (failures != 0) {
+		printf("~~~SOME TESTS FAILED~~~\n");
+		return 1;
+	}
+	printf("~~~ALL TESTS PASSED~~~\n");
+	return 0;
+}

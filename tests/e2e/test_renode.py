@@ -1,0 +1,75 @@
+"""Every HIL suite in a real Renode, on renode:nrf52840dk and renode:stm32f4_disco.
+
+Skipped, with the reason printed, when Renode (``$RENODE``, PATH or renode-run) or the target's
+firmware ELF is missing: these tests never pass without running the firmware in Renode.
+``$HIL_CONFIG`` may name a hil.toml whose ``build_dir`` holds the firmware.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hil.backends import firmware_image
+from hil.backends.renode import RenodeBackend, find_renode
+from hil.config import load_config
+from hil.device import Device
+
+ROOT = Path(__file__).resolve().parents[2]
+TARGETS = ("renode:nrf52840dk", "renode:stm32f4_disco")
+RUN_TIMEOUT_S = 3600
+
+
+def _require(target_name: str) -> None:
+    """Skip (printing why) unless Renode and this target's firmware are here."""
+    renode = find_renode()
+    if not renode.usable:
+        reason = f"{target_name}: {renode.why_not()}"
+        print(f"SKIP {reason}")
+        pytest.skip(reason)
+    config = load_config(root=ROOT)  # $HIL_CONFIG may point build_dir at firmware built elsewhere
+    elf = firmware_image(config.target(target_name), config)
+    if not elf.is_file():
+        reason = f"{target_name}: firmware ELF {elf} is missing: build it with `hil build --target {target_name}`"
+        print(f"SKIP {reason}")
+        pytest.skip(reason)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
+    _require(target)
+    argv = [sys.executable, "-m", "hil.cli", "run", "--target", target, "--out", str(tmp_path)]
+    argv += ["--robot-suites", str(ROOT / "robot_tests"), "--pytest-suites", str(ROOT / "tests" / "hil")]
+    result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["summary"]["failed"] == 0
+    assert metrics["summary"]["passed"] > 0
+    devices = [d for d in metrics["devices"] if d["target"] == target]
+    assert devices
+    assert devices[0]["facts"]["renode"].startswith("1.")
+    artifacts = tmp_path / "artifacts" / target.replace(":", "-")
+    assert (artifacts / "renode.log").is_file()
+    assert (artifacts / f"renode-{target.replace(':', '-')}.resc").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", TARGETS)
+def test_inference_cost_and_snapshot_in_renode(target: str, tmp_path: Path) -> None:
+    _require(target)
+    config = load_config(root=ROOT)
+    with Device(config.target(target), config, tmp_path) as dut:
+        backend = dut.backend
+        assert isinstance(backend, RenodeBackend)
+        _, cost = backend.cost_of(lambda: dut.infer_values("sine", [1.5708]))
+        _, again = backend.cost_of(lambda: dut.infer_values("sine", [1.5708]))
+        snapshot = backend.save_snapshot(tmp_path / "snapshot.save")
+    assert cost.instructions > 0
+    # The same inference costs the same instructions, give or take the UART interrupts around it.
+    assert abs(again.instructions - cost.instructions) < 0.05 * cost.instructions + 2000
+    assert snapshot.stat().st_size > 0
