@@ -162,6 +162,15 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
             console.print(f"  {out_dir / name}")
 
 
+def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
+    from hil.build import build_firmware
+
+    target = config.target(args.target or config.default_target)
+    result = build_firmware(config, target, args.pristine, console)
+    console.print(f"firmware: {result.image}")
+    return 0
+
+
 def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
     out_dir: Path = args.dir.resolve()
     if not (out_dir / "metrics.json").exists() and not (out_dir / "metrics").is_dir():
@@ -228,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
     run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
     run.set_defaults(func=cmd_run)
+
+    build = sub.add_parser("build", help="build the firmware for a target with west (needs a Zephyr workspace)")
+    build.add_argument("--target", help="target name, e.g. qemu:mps2_an385")
+    build.add_argument("--pristine", action="store_true", help="start from an empty build directory")
+    build.set_defaults(func=cmd_build)
 
     report = sub.add_parser("report", help="summarise the results in a directory")
     report.add_argument("dir", type=Path)
