@@ -89,3 +89,11 @@ def test_models_verify_passes() -> None:
     result = hil("models", "verify")
     assert result.returncode == 0, result.stdout
     assert "ok sine" in result.stdout
+
+
+def test_build_without_a_zephyr_workspace_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZEPHYR_BASE", raising=False)
+    result = hil("build", "--target", "qemu:mps2_an385")
+    assert result.returncode == 2
+    assert "no Zephyr workspace" in result.stdout
+    assert "west init -l" in result.stdout
