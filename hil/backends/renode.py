@@ -234,6 +234,24 @@ KNOWN_BUSES: Mapping[tuple[str, str], BusDefinition] = MappingProxyType(
 )
 
 
+# No stock Renode platform (1.14 to 1.16) has a DWT, so CYCCNT reads 0 and firmware that times
+# with Zephyr's timing API (DWT on Cortex-M4) measures nothing. Renode's Miscellaneous.DWT counts
+# virtual time at the given frequency: the core clock the firmware believes in.
+DWT_ADDRESS = 0xE0001000
+KNOWN_CORE_CLOCK_HZ: Mapping[str, int] = MappingProxyType({"stm32f4_disco": 168_000_000, "nucleo_f411re": 100_000_000})
+
+
+def dwt_frequency_hz(target: Target) -> int:
+    """The DWT to add for ``target``: option ``dwt_frequency_hz`` (0: none), else the board's known clock."""
+    value = target.option("dwt_frequency_hz")
+    if value is None:
+        return KNOWN_CORE_CLOCK_HZ.get(str(target.zephyr_board), 0)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"target {target.name}: dwt_frequency_hz must be a number of Hz, got {value!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Accelerometer:
     """The target's accelerometer: ``sysbus.<bus>.<name>``, its model and I2C address."""
@@ -303,8 +321,8 @@ def build_script(
     """The ``.resc`` for ``target``: platform, missing sensor (and bus), console bridge, firmware.
 
     Target options used: ``platform``, ``console``, ``accelerometer`` (+ ``accelerometer_model``,
-    ``accelerometer_address``, ``accelerometer_bus_repl``), ``cpu``, ``performance_mips`` and
-    ``renode_commands`` (extra monitor commands run after the sensors are added).
+    ``accelerometer_address``, ``accelerometer_bus_repl``), ``dwt_frequency_hz``, ``cpu``,
+    ``performance_mips`` and ``renode_commands`` (extra monitor commands run after the sensors are added).
     """
     console = target.option("console")
     if not console:
@@ -328,6 +346,11 @@ def build_script(
             f'@ {sensor.bus} 0x{sensor.address:x}"'
         )
         commands += [step.format(path=sensor.path) for step in sensor.model.setup]
+    if dwt_hz := dwt_frequency_hz(target):
+        commands.append(
+            f'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0x{DWT_ADDRESS:X} '
+            f'{{ frequency: {dwt_hz} }}"'
+        )
     if mips := target.option("performance_mips"):
         commands.append(f"{target.option('cpu', DEFAULT_CPU)} PerformanceInMips {int(mips)}")
     commands += [str(c) for c in target.option("renode_commands", [])]

@@ -1,9 +1,10 @@
 """The Zephyr firmware for real: `hil build`, then the HIL suites on QEMU and native_sim.
 
-Needs a Zephyr workspace ($ZEPHYR_BASE or zephyr_base in hil.toml; docs/firmware.md) and a
-toolchain; the QEMU target also needs qemu-system-arm. Each test is skipped with the reason
-when what it needs is absent. A pristine build takes ~5 minutes on 2 cores; a build folder
-left by an earlier run is rebuilt incrementally.
+The slow tests need a Zephyr workspace ($ZEPHYR_BASE or zephyr_base in hil.toml;
+docs/firmware.md) and a toolchain; the QEMU target also needs qemu-system-arm. Each is skipped
+with the reason when what it needs is absent. A pristine build takes ~5 minutes on 2 cores; a
+build folder left by an earlier run is rebuilt incrementally. The quick tests check what
+`hil build` says and picks without a workspace.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 from rich.console import Console
 
 from hil import tools
-from hil.build import MEMORY_REPORT, BuildResult, build_firmware
+from hil.backends.qemu import _listening
+from hil.build import MEMORY_REPORT, BuildResult, build_firmware, detect_toolchain
 from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable
 
@@ -25,7 +27,47 @@ ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("qemu:mps2_an385", "native_sim")
 SUITE_TIMEOUT_S = 1800
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+
+# --- without a workspace: what `hil build` says and picks ------------------------------------
+
+
+def test_build_without_a_workspace_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ZEPHYR_BASE", raising=False)
+    config = load_config(root=ROOT)
+    if config.zephyr_base is not None:
+        pytest.skip("hil.toml sets zephyr_base")
+    with pytest.raises(BackendUnavailable, match=r"no Zephyr workspace.*west init -l.*docs/firmware.md"):
+        build_firmware(config, config.target("qemu:mps2_an385"), pristine=False, console=Console())
+
+
+def test_toolchain_detection_order() -> None:
+    assert detect_toolchain("mps2/an385", {"ZEPHYR_TOOLCHAIN_VARIANT": "llvm"}).variant == "llvm"
+    assert detect_toolchain("native_sim/native/64", {"PATH": ""}).variant == "host"
+    sdk = detect_toolchain("nrf52840dk/nrf52840", {"ZEPHYR_SDK_INSTALL_DIR": str(ROOT), "PATH": ""})
+    assert (sdk.variant, sdk.env["ZEPHYR_SDK_INSTALL_DIR"]) == ("zephyr", str(ROOT))
+    with pytest.raises(BackendUnavailable, match="no toolchain for Zephyr"):
+        detect_toolchain("nrf52840dk/nrf52840", {"PATH": ""})
+
+
+def test_gnuarmemb_is_found_on_path(tmp_path: Path) -> None:
+    gcc = tmp_path / "bin" / "arm-none-eabi-gcc"
+    gcc.parent.mkdir()
+    gcc.write_text("#!/bin/sh\n")
+    gcc.chmod(0o755)
+    found = detect_toolchain("stm32f4_disco", {"PATH": str(gcc.parent)})
+    assert found.env == {"ZEPHYR_TOOLCHAIN_VARIANT": "gnuarmemb", "GNUARMEMB_TOOLCHAIN_PATH": str(tmp_path)}
+
+
+def test_qemu_console_readiness_reads_listening_sockets(tmp_path: Path) -> None:
+    table = tmp_path / "tcp"
+    header = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    table.write_text(header + "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000 0 0 1\n")
+    assert _listening(8080, table) is True
+    assert _listening(8081, table) is False
+    assert _listening(8080, tmp_path / "missing") is None
+
+
+# --- with a workspace: build and run for real --------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +98,8 @@ def _build(config: HilConfig, built: dict[str, BuildResult], name: str) -> Build
 
 
 @pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_build_writes_a_memory_report_with_the_embedded_models(
     config: HilConfig, built: dict[str, BuildResult], target: str
 ) -> None:
@@ -70,6 +114,8 @@ def test_build_writes_a_memory_report_with_the_embedded_models(
 
 
 @pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_hil_suites_pass_on_the_firmware(
     config: HilConfig, built: dict[str, BuildResult], target: str, tmp_path: Path
 ) -> None:

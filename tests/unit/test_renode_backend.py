@@ -381,6 +381,18 @@ def test_stm32f4_disco_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) 
     assert 'machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"' in script.commands
 
 
+@pytest.mark.parametrize(("name", "hz"), [("renode:stm32f4_disco", 168_000_000), ("renode:nucleo_f411re", 100_000_000)])
+def test_stm32_targets_get_a_dwt_at_their_core_clock(catalog: HilConfig, name: str, hz: int) -> None:
+    script = rb.build_script(catalog.target(name), catalog, firmware=Path("/f"), console_port=1)
+    dwt = f"dwt: Miscellaneous.DWT @ sysbus 0xE0001000 {{ frequency: {hz} }}"
+    assert f'machine LoadPlatformDescriptionFromString "{dwt}"' in script.commands
+
+
+def test_nrf_targets_get_no_dwt(catalog: HilConfig) -> None:
+    script = rb.build_script(catalog.target("renode:nrf52840dk"), catalog, firmware=Path("/f"), console_port=1)
+    assert not any("DWT" in command for command in script.commands)
+
+
 def test_nano_33_ble_gets_an_lsm9ds1_on_twi1(catalog: HilConfig) -> None:
     script = rb.build_script(catalog.target("renode:arduino_nano_33_ble"), catalog, firmware=Path("/f"), console_port=1)
     assert 'machine LoadPlatformDescriptionFromString "lsm9ds1: Sensors.LSM9DS1_IMU @ twi1 0x6b"' in script.commands
@@ -406,15 +418,18 @@ def test_user_target_with_its_own_repl_sensor_and_commands(tmp_path: Path) -> No
         accelerometer_address = "0x6b"
         accelerometer_bus_repl = "i2c0: I2C.Foo @ sysbus 0x4000"
         performance_mips = 250
+        dwt_frequency_hz = 64000000
         renode_commands = ["emulation SetGlobalQuantum \\"0.0001\\""]
         """,
     )
     script = rb.build_script(config.target("renode:mine"), config, firmware=tmp_path / "fw.elf", console_port=9)
     platform = str(tmp_path / "boards/my board.repl").replace(" ", "\\ ")
     assert f"machine LoadPlatformDescription @{platform}" in script.commands
-    assert script.commands[4:8] == (
+    assert script.commands[4:9] == (
         'machine LoadPlatformDescriptionFromString "i2c0: I2C.Foo @ sysbus 0x4000"',
         'machine LoadPlatformDescriptionFromString "imu: Sensors.LSM6DSO_IMU @ i2c0 0x6b"',
+        'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0xE0001000 '
+        '{ frequency: 64000000 }"',
         "sysbus.cpu PerformanceInMips 250",
         'emulation SetGlobalQuantum "0.0001"',
     )

@@ -17,16 +17,16 @@
 #include <zephyr/kernel.h>
 #include <zephyr/sys/byteorder.h>
 
-#define REG_WHO_AM_I 0x0F
-#define WHO_AM_I_AG 0x68
+#define REG_WHO_AM_I     0x0F
+#define WHO_AM_I_AG      0x68
 #define REG_CTRL_REG6_XL 0x20
-#define REG_CTRL_REG8 0x22
-#define REG_OUT_X_L_XL 0x28
+#define REG_CTRL_REG8    0x22
+#define REG_OUT_X_L_XL   0x28
 
 #define CTRL_REG6_XL_119HZ_2G 0x60 /* ODR_XL = 119 Hz, FS_XL = +-2 g */
-#define CTRL_REG8_IF_ADD_INC 0x04  /* register address auto-increment (the default) */
-#define MICRO_G_PER_LSB 61         /* +-2 g: 0.061 mg per LSB */
-#define PROBE_TRIES 5
+#define CTRL_REG8_IF_ADD_INC  0x04 /* register address auto-increment (the default) */
+#define MICRO_G_PER_LSB       61   /* +-2 g: 0.061 mg per LSB */
+#define PROBE_TRIES           5
 
 struct lsm9ds1_accel_config {
 	struct i2c_dt_spec i2c;

@@ -112,10 +112,11 @@ static size_t find_model(const struct hil_device *dev, struct hil_str name)
 
 static enum hil_error_code unknown_model(struct hil_device *dev, struct hil_str name)
 {
-	int n = snprintf(dev->message, sizeof(dev->message), "unknown model '%.*s': this device has ",
-			 (int)name.len, name.data);
+	int n = snprintf(dev->message, sizeof(dev->message),
+			 "unknown model '%.*s': this device has ", (int)name.len, name.data);
 
-	for (size_t i = 0; i < model_count(dev) && n >= 0 && (size_t)n < sizeof(dev->message); i++) {
+	for (size_t i = 0; i < model_count(dev) && n >= 0 && (size_t)n < sizeof(dev->message);
+	     i++) {
 		int more = snprintf(&dev->message[n], sizeof(dev->message) - (size_t)n, "%s%s",
 				    i > 0U ? ", " : "", api(dev)->model(ectx(dev), i)->name);
 
@@ -171,8 +172,8 @@ static enum hil_error_code on_info(struct hil_device *dev, const uint8_t *payloa
 	return HIL_ERR_NONE;
 }
 
-static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *payload,
-					 size_t len, struct hil_writer *w)
+static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *payload, size_t len,
+					 struct hil_writer *w)
 {
 	struct hil_reader r;
 
@@ -185,8 +186,8 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	}
 	if (index >= model_count(dev)) {
 		return refuse(dev, HIL_ERR_UNKNOWN_MODEL,
-			      "model index %u out of range: this device has %u", (unsigned int)index,
-			      (unsigned int)model_count(dev));
+			      "model index %u out of range: this device has %u",
+			      (unsigned int)index, (unsigned int)model_count(dev));
 	}
 
 	const struct hil_model_info *m = api(dev)->model(ectx(dev), index);
@@ -258,8 +259,9 @@ static enum hil_error_code on_infer(struct hil_device *dev, const uint8_t *paylo
 	size_t out_len = hil_tensor_spec_bytes(&m->output);
 
 	if (out_len + 12U > w->cap) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "model %s output of %u bytes exceeds a reply",
-			      m->name, (unsigned int)out_len);
+		return refuse(dev, HIL_ERR_UNSUPPORTED,
+			      "model %s output of %u bytes exceeds a reply", m->name,
+			      (unsigned int)out_len);
 	}
 
 	struct hil_invoke_stats stats = {0};
@@ -290,8 +292,10 @@ static enum hil_error_code on_profile(struct hil_device *dev, const uint8_t *pay
 
 	/* Report as many operators as fit one reply (every model we ship fits by far). */
 	while (fit < count && fit < 0xFFFFU) {
-		size_t op = 1U + hil_utf8_truncate((const uint8_t *)ops[fit].tag,
-						   strlen(ops[fit].tag), HIL_STR_MAX_BYTES) + 8U;
+		size_t op = 1U +
+			    hil_utf8_truncate((const uint8_t *)ops[fit].tag, strlen(ops[fit].tag),
+					      HIL_STR_MAX_BYTES) +
+			    8U;
 
 		if (bytes + op > w->cap) {
 			break;
@@ -316,7 +320,10 @@ static enum hil_error_code on_memory(struct hil_device *dev, const uint8_t *payl
 	}
 
 	struct hil_memory_report report = {
-		HIL_UNKNOWN_U32, HIL_UNKNOWN_U32, HIL_UNKNOWN_U32, HIL_UNKNOWN_U32,
+		HIL_UNKNOWN_U32,
+		HIL_UNKNOWN_U32,
+		HIL_UNKNOWN_U32,
+		HIL_UNKNOWN_U32,
 	};
 
 	if (dev->cfg.platform.api->memory != NULL) {
@@ -394,19 +401,22 @@ static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t
 		char spec[64];
 
 		describe(spec, sizeof(spec), &m->input);
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "%s input %s is no [1,W,C] window",
-			      m->name, spec);
+		return refuse(dev, HIL_ERR_UNSUPPORTED, "%s input %s is no [1,W,C] window", m->name,
+			      spec);
 	}
 	if (params.hop < 1U) {
 		return refuse(dev, HIL_ERR_MALFORMED, "STREAM_START hop must be at least 1");
 	}
 	if (params.source != HIL_SOURCE_FED && params.source != HIL_SOURCE_SENSOR) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "unknown sample source %u: use 0 (FEED) or "
-			      "1 (sensor)", (unsigned int)params.source);
+		return refuse(dev, HIL_ERR_UNSUPPORTED,
+			      "unknown sample source %u: use 0 (FEED) or "
+			      "1 (sensor)",
+			      (unsigned int)params.source);
 	}
 	if ((size_t)window * channels > dev->cfg.ring_floats) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "%s window of %u x %u exceeds the ring of %u",
-			      m->name, (unsigned int)window, (unsigned int)channels,
+		return refuse(dev, HIL_ERR_UNSUPPORTED,
+			      "%s window of %u x %u exceeds the ring of %u", m->name,
+			      (unsigned int)window, (unsigned int)channels,
 			      (unsigned int)dev->cfg.ring_floats);
 	}
 	if (!m->ready) {
@@ -425,9 +435,11 @@ static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t
 		};
 
 		if (m->stream.sensor == HIL_SENSOR_NONE || m->stream.sample_rate_hz <= 0.0f) {
-			return refuse(dev, HIL_ERR_UNSUPPORTED,
-				      "%s has no sensor stream in its manifest (rate and channels): "
-				      "feed samples with FEED", m->name);
+			return refuse(
+				dev, HIL_ERR_UNSUPPORTED,
+				"%s has no sensor stream in its manifest (rate and channels): "
+				"feed samples with FEED",
+				m->name);
 		}
 		if (dev->cfg.platform.api->sensor_start == NULL) {
 			return refuse(dev, HIL_ERR_UNSUPPORTED,
@@ -439,7 +451,8 @@ static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t
 		if (err != 0) {
 			return refuse(dev, HIL_ERR_UNSUPPORTED,
 				      "this device has no usable accelerometer (accel0, error %d): "
-				      "feed samples with FEED", err);
+				      "feed samples with FEED",
+				      err);
 		}
 	}
 	hil_stream_start(&dev->stream, &params, window, channels, dev->cfg.ring);
@@ -465,9 +478,9 @@ static void send_event(struct hil_device *dev, const struct hil_event *event)
 
 	(void)hil_format_fixed3(score, sizeof(score), event->score);
 
-	int n = snprintf(dev->line, sizeof(dev->line), "HIL EVENT %s class=%u score=%s sample=%lu\r\n",
-			 model, (unsigned int)event->class_index, score,
-			 (unsigned long)event->sample);
+	int n = snprintf(dev->line, sizeof(dev->line),
+			 "HIL EVENT %s class=%u score=%s sample=%lu\r\n", model,
+			 (unsigned int)event->class_index, score, (unsigned long)event->sample);
 
 	if (n > 0) {
 		port_write(dev, (const uint8_t *)dev->line,
@@ -625,7 +638,8 @@ void hil_device_fault(struct hil_device *dev, const struct hil_item *fault)
 	switch (fault->fault) {
 	case HIL_ERR_TOO_LARGE:
 		(void)refuse(dev, fault->fault, "length %u > max %u",
-			     (unsigned int)fault->fault_length, (unsigned int)dev->decoder.max_payload);
+			     (unsigned int)fault->fault_length,
+			     (unsigned int)dev->decoder.max_payload);
 		break;
 	case HIL_ERR_BAD_CRC:
 		(void)refuse(dev, fault->fault, "CRC-32 mismatch");

@@ -35,7 +35,7 @@ struct hil_sensor_request {
 	size_t model;
 	float sample_rate_hz;
 	enum hil_sensor_kind kind;
-	float unit_per_si;  /* multiply SI readings (m/s²) by this to get the model's unit */
+	float unit_per_si; /* multiply SI readings (m/s²) by this to get the model's unit */
 	uint16_t channels;
 };
 
@@ -62,13 +62,13 @@ struct hil_device_config {
 	struct hil_clock clock;
 	const char *firmware_version;
 	const char *board;
-	float *ring;        /* stream ring storage: at least window × channels of any model */
+	float *ring; /* stream ring storage: at least window × channels of any model */
 	size_t ring_floats;
 };
 
-#define HIL_MESSAGE_BYTES 256U
+#define HIL_MESSAGE_BYTES     256U
 #define HIL_EVENT_FRAME_BYTES (HIL_FRAME_OVERHEAD_BYTES + 4U + 1U + HIL_STR_MAX_BYTES + 13U)
-#define HIL_LINE_BYTES (HIL_STR_MAX_BYTES + 96U)
+#define HIL_LINE_BYTES        (HIL_STR_MAX_BYTES + 96U)
 
 struct hil_device {
 	struct hil_device_config cfg;

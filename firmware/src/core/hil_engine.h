@@ -37,9 +37,9 @@ enum hil_sensor_kind {
 };
 
 struct hil_stream_desc {
-	float sample_rate_hz;          /* 0: the manifest gives no rate */
+	float sample_rate_hz; /* 0: the manifest gives no rate */
 	enum hil_sensor_kind sensor;
-	float unit_per_si;             /* manifest unit per SI unit: 1/9.80665 for g of m/s² */
+	float unit_per_si; /* manifest unit per SI unit: 1/9.80665 for g of m/s² */
 };
 
 struct hil_model_info {
@@ -49,7 +49,7 @@ struct hil_model_info {
 	struct hil_tensor_spec input;
 	struct hil_tensor_spec output;
 	struct hil_stream_desc stream;
-	bool ready;                /* the interpreter allocated its tensors at boot */
+	bool ready; /* the interpreter allocated its tensors at boot */
 };
 
 struct hil_invoke_stats {
@@ -67,7 +67,8 @@ struct hil_engine_api {
 	int (*boot)(void *ctx);
 	size_t (*model_count)(void *ctx);
 	const struct hil_model_info *(*model)(void *ctx, size_t index);
-	/* The model's input tensor buffer (hil_tensor_spec_bytes(input) bytes), NULL if not ready. */
+	/* The model's input tensor buffer (hil_tensor_spec_bytes(input) bytes), NULL if not ready.
+	 */
 	uint8_t *(*input)(void *ctx, size_t index);
 	/* The model's output tensor after the last invoke. */
 	const uint8_t *(*output)(void *ctx, size_t index);

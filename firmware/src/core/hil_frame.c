@@ -77,8 +77,8 @@ void hil_decoder_init(struct hil_decoder *dec, uint16_t max_payload)
 {
 	dec->head = 0;
 	dec->tail = 0;
-	dec->max_payload = max_payload > HIL_MAX_PAYLOAD_BYTES ? HIL_MAX_PAYLOAD_BYTES
-							       : max_payload;
+	dec->max_payload =
+		max_payload > HIL_MAX_PAYLOAD_BYTES ? HIL_MAX_PAYLOAD_BYTES : max_payload;
 	dec->last_rx_ms = 0;
 }
 
@@ -188,8 +188,8 @@ static bool drain(struct hil_decoder *dec, hil_item_cb cb, void *user)
 	return true;
 }
 
-size_t hil_decoder_feed(struct hil_decoder *dec, const uint8_t *data, size_t len,
-			hil_item_cb cb, void *user)
+size_t hil_decoder_feed(struct hil_decoder *dec, const uint8_t *data, size_t len, hil_item_cb cb,
+			void *user)
 {
 	size_t taken = 0;
 
@@ -245,7 +245,8 @@ bool hil_decoder_abandon_partial(struct hil_decoder *dec, hil_item_cb cb, void *
 
 bool hil_decoder_tick(struct hil_decoder *dec, uint32_t now_ms, hil_item_cb cb, void *user)
 {
-	if (!hil_decoder_partial(dec) || (uint32_t)(now_ms - dec->last_rx_ms) <= HIL_STALE_FRAME_MS) {
+	if (!hil_decoder_partial(dec) ||
+	    (uint32_t)(now_ms - dec->last_rx_ms) <= HIL_STALE_FRAME_MS) {
 		return true;
 	}
 	return hil_decoder_abandon_partial(dec, cb, user);

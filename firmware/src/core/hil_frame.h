@@ -48,12 +48,12 @@ enum hil_item_kind {
 
 struct hil_item {
 	enum hil_item_kind kind;
-	uint8_t type;               /* FRAME */
-	uint8_t seq;                /* FRAME, FAULT */
-	enum hil_error_code fault;  /* FAULT: BAD_CRC, TOO_LARGE or MALFORMED */
-	const uint8_t *data;        /* FRAME: payload; TEXT: the text */
+	uint8_t type;              /* FRAME */
+	uint8_t seq;               /* FRAME, FAULT */
+	enum hil_error_code fault; /* FAULT: BAD_CRC, TOO_LARGE or MALFORMED */
+	const uint8_t *data;       /* FRAME: payload; TEXT: the text */
 	size_t len;
-	uint16_t fault_length;      /* FAULT TOO_LARGE: the impossible length */
+	uint16_t fault_length; /* FAULT TOO_LARGE: the impossible length */
 };
 
 /*
@@ -64,10 +64,10 @@ typedef bool (*hil_item_cb)(void *user, const struct hil_item *item);
 
 struct hil_decoder {
 	uint8_t buf[HIL_MAX_FRAME_BYTES];
-	size_t head;            /* first unconsumed byte */
-	size_t tail;            /* one past the last byte */
-	uint16_t max_payload;   /* at most HIL_MAX_PAYLOAD_BYTES */
-	uint32_t last_rx_ms;    /* when bytes last arrived (hil_decoder_feed_at) */
+	size_t head;          /* first unconsumed byte */
+	size_t tail;          /* one past the last byte */
+	uint16_t max_payload; /* at most HIL_MAX_PAYLOAD_BYTES */
+	uint32_t last_rx_ms;  /* when bytes last arrived (hil_decoder_feed_at) */
 };
 
 void hil_decoder_init(struct hil_decoder *dec, uint16_t max_payload);
@@ -76,8 +76,8 @@ void hil_decoder_init(struct hil_decoder *dec, uint16_t max_payload);
  * Feed bytes and report every item they complete. Returns the number of bytes taken: len,
  * unless the callback stopped the decoder.
  */
-size_t hil_decoder_feed(struct hil_decoder *dec, const uint8_t *data, size_t len,
-			hil_item_cb cb, void *user);
+size_t hil_decoder_feed(struct hil_decoder *dec, const uint8_t *data, size_t len, hil_item_cb cb,
+			void *user);
 
 /* As hil_decoder_feed, and remember now_ms as the time the line last carried bytes. */
 size_t hil_decoder_feed_at(struct hil_decoder *dec, const uint8_t *data, size_t len,

@@ -15,22 +15,22 @@ extern "C" {
 
 #define HIL_PROTOCOL_VERSION 1U
 
-#define HIL_SYNC0 0xA5U
-#define HIL_SYNC1 0x5AU
-#define HIL_HEADER_BYTES 6U /* sync(2) type(1) seq(1) length(2, little-endian) */
-#define HIL_CRC_BYTES 4U
+#define HIL_SYNC0                0xA5U
+#define HIL_SYNC1                0x5AU
+#define HIL_HEADER_BYTES         6U /* sync(2) type(1) seq(1) length(2, little-endian) */
+#define HIL_CRC_BYTES            4U
 #define HIL_FRAME_OVERHEAD_BYTES (HIL_HEADER_BYTES + HIL_CRC_BYTES)
-#define HIL_MAX_PAYLOAD_BYTES 4096U
-#define HIL_MAX_FRAME_BYTES (HIL_MAX_PAYLOAD_BYTES + HIL_FRAME_OVERHEAD_BYTES)
-#define HIL_REPLY_FLAG 0x80U
-#define HIL_UNSOLICITED_SEQ 0U
+#define HIL_MAX_PAYLOAD_BYTES    4096U
+#define HIL_MAX_FRAME_BYTES      (HIL_MAX_PAYLOAD_BYTES + HIL_FRAME_OVERHEAD_BYTES)
+#define HIL_REPLY_FLAG           0x80U
+#define HIL_UNSOLICITED_SEQ      0U
 /* A partial frame is abandoned after this much line silence (STALE_FRAME_S). */
-#define HIL_STALE_FRAME_MS 100U
+#define HIL_STALE_FRAME_MS       100U
 
 #define HIL_STR_MAX_BYTES 255U
-#define HIL_MAX_DIMS 6U
+#define HIL_MAX_DIMS      6U
 
-#define HIL_SOURCE_FED 0U
+#define HIL_SOURCE_FED    0U
 #define HIL_SOURCE_SENSOR 1U
 #define HIL_NO_IDLE_CLASS 0xFFU
 

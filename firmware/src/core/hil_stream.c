@@ -21,8 +21,7 @@ size_t hil_tensor_spec_bytes(const struct hil_tensor_spec *spec)
 	return n;
 }
 
-bool hil_stream_window_of(const struct hil_tensor_spec *input, uint16_t *window,
-			  uint16_t *channels)
+bool hil_stream_window_of(const struct hil_tensor_spec *input, uint16_t *window, uint16_t *channels)
 {
 	const uint16_t *d = input->dims;
 	bool ok = input->ndims >= 1U && d[0] == 1U &&
@@ -36,8 +35,8 @@ bool hil_stream_window_of(const struct hil_tensor_spec *input, uint16_t *window,
 	return *window > 0U && *channels > 0U;
 }
 
-void hil_stream_start(struct hil_stream *s, const struct hil_stream_params *params,
-		      uint16_t window, uint16_t channels, float *ring)
+void hil_stream_start(struct hil_stream *s, const struct hil_stream_params *params, uint16_t window,
+		      uint16_t channels, float *ring)
 {
 	memset(s, 0, sizeof(*s));
 	s->params = *params;
@@ -125,10 +124,9 @@ void hil_quantize(const struct hil_tensor_spec *spec, const float *values, size_
 		return;
 	}
 	for (size_t i = 0; i < count; i++) {
-		int64_t q = spec->scale == 0.0f
-				    ? truncate_one(values[i], lo, hi)
-				    : quantize_one(values[i], spec->scale, spec->zero_point, lo, hi,
-						   nan_value);
+		int64_t q = spec->scale == 0.0f ? truncate_one(values[i], lo, hi)
+						: quantize_one(values[i], spec->scale,
+							       spec->zero_point, lo, hi, nan_value);
 
 		switch (size) {
 		case 1: {
@@ -271,8 +269,8 @@ int hil_stream_commit(struct hil_stream *s, const struct hil_engine *engine,
 	hil_top_class(&info->output, engine->api->output(engine->ctx, s->params.model), &top,
 		      &score);
 
-	bool quiet = !s->has_last_event ||
-		     s->samples - s->last_event >= s->params.refractory_samples;
+	bool quiet =
+		!s->has_last_event || s->samples - s->last_event >= s->params.refractory_samples;
 
 	if (top == s->params.idle_class || score < s->params.threshold || !quiet) {
 		return 0;

@@ -20,10 +20,10 @@ extern "C" {
 #endif
 
 struct hil_stream_params {
-	size_t model;          /* engine model index */
-	uint8_t source;        /* HIL_SOURCE_FED or HIL_SOURCE_SENSOR */
-	uint16_t hop;          /* >= 1 */
-	uint8_t idle_class;    /* HIL_NO_IDLE_CLASS: every class may raise events */
+	size_t model;       /* engine model index */
+	uint8_t source;     /* HIL_SOURCE_FED or HIL_SOURCE_SENSOR */
+	uint16_t hop;       /* >= 1 */
+	uint8_t idle_class; /* HIL_NO_IDLE_CLASS: every class may raise events */
 	float threshold;
 	uint16_t refractory_samples;
 };
@@ -56,8 +56,8 @@ bool hil_stream_window_of(const struct hil_tensor_spec *input, uint16_t *window,
 			  uint16_t *channels);
 
 /* Start (or restart) a stream; ring must hold window × channels floats. */
-void hil_stream_start(struct hil_stream *s, const struct hil_stream_params *params,
-		      uint16_t window, uint16_t channels, float *ring);
+void hil_stream_start(struct hil_stream *s, const struct hil_stream_params *params, uint16_t window,
+		      uint16_t channels, float *ring);
 
 /* Where the next sample's channel values go; fill them, then call hil_stream_commit. */
 float *hil_stream_slot(struct hil_stream *s);

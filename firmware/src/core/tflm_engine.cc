@@ -80,7 +80,8 @@ class TflmEngine {
     return slots_[index].interpreter->output(0)->data.uint8;
   }
 
-  // The per-inference path: no TFLITE_CHECK, every status checked and passed up.
+  // The per-inference path: no TFLITE_CHECK, every status checked and passed
+  // up.
   int Invoke(size_t index, hil_invoke_stats* stats) {
     if (index >= model_count() || !slots_[index].info.ready) {
       return -EINVAL;
@@ -90,10 +91,12 @@ class TflmEngine {
     const uint64_t start = clock_->now(clock_->ctx);
     const TfLiteStatus status = slot.interpreter->Invoke();
     stats->ticks = clock_->now(clock_->ctx) - start;
-    stats->arena_used_bytes = static_cast<uint32_t>(slot.interpreter->arena_used_bytes());
+    stats->arena_used_bytes =
+        static_cast<uint32_t>(slot.interpreter->arena_used_bytes());
     if (status != kTfLiteOk) {
-      std::snprintf(slot.error, kErrorBytes, "Invoke() of %s returned %d (see console)",
-                    slot.info.name, static_cast<int>(status));
+      std::snprintf(slot.error, kErrorBytes,
+                    "Invoke() of %s returned %d (see console)", slot.info.name,
+                    static_cast<int>(status));
       return -EIO;
     }
     return 0;
@@ -112,7 +115,8 @@ class TflmEngine {
 
  private:
   struct Slot {
-    alignas(tflite::MicroInterpreter) uint8_t storage[sizeof(tflite::MicroInterpreter)];
+    alignas(tflite::MicroInterpreter)
+        uint8_t storage[sizeof(tflite::MicroInterpreter)];
     tflite::MicroInterpreter* interpreter = nullptr;
     const tflite::MicroOpResolver* resolver = nullptr;
     hil_model_info info = {};
@@ -122,8 +126,10 @@ class TflmEngine {
   TfLiteStatus BootModel(size_t index) {
     const ModelDescriptor& desc = kModels[index];
     Slot& slot = slots_[index];
-    slot.info = {desc.name,   static_cast<uint32_t>(desc.arena_bytes), 0, desc.input,
-                 desc.output, desc.stream,                             false};
+    slot.info = {desc.name,   static_cast<uint32_t>(desc.arena_bytes),
+                 0,           desc.input,
+                 desc.output, desc.stream,
+                 false};
     slot.error[0] = '\0';
     if (slot.interpreter != nullptr) {
       slot.interpreter->~MicroInterpreter();
@@ -132,26 +138,31 @@ class TflmEngine {
 
     const tflite::Model* model = tflite::GetModel(desc.flatbuffer);
     if (model->version() != TFLITE_SCHEMA_VERSION) {
-      std::snprintf(slot.error, kErrorBytes, "schema version %u, this TFLM reads %d",
-                    static_cast<unsigned>(model->version()), TFLITE_SCHEMA_VERSION);
+      std::snprintf(
+          slot.error, kErrorBytes, "schema version %u, this TFLM reads %d",
+          static_cast<unsigned>(model->version()), TFLITE_SCHEMA_VERSION);
       return kTfLiteError;
     }
     if (slot.resolver == nullptr) {
       slot.resolver = desc.make_resolver();
     }
     if (slot.resolver == nullptr) {
-      std::snprintf(slot.error, kErrorBytes, "registering the manifest's ops failed");
-      return kTfLiteError;
-    }
-    slot.interpreter = new (slot.storage) tflite::MicroInterpreter(
-        model, *slot.resolver, desc.arena, desc.arena_bytes, nullptr, &profiler_);
-    if (slot.interpreter->AllocateTensors() != kTfLiteOk) {
       std::snprintf(slot.error, kErrorBytes,
-                    "AllocateTensors() failed in the %u-byte arena (see console)",
-                    static_cast<unsigned>(desc.arena_bytes));
+                    "registering the manifest's ops failed");
       return kTfLiteError;
     }
-    if (slot.interpreter->inputs_size() != 1 || slot.interpreter->outputs_size() != 1) {
+    slot.interpreter = new (slot.storage)
+        tflite::MicroInterpreter(model, *slot.resolver, desc.arena,
+                                 desc.arena_bytes, nullptr, &profiler_);
+    if (slot.interpreter->AllocateTensors() != kTfLiteOk) {
+      std::snprintf(
+          slot.error, kErrorBytes,
+          "AllocateTensors() failed in the %u-byte arena (see console)",
+          static_cast<unsigned>(desc.arena_bytes));
+      return kTfLiteError;
+    }
+    if (slot.interpreter->inputs_size() != 1 ||
+        slot.interpreter->outputs_size() != 1) {
       std::snprintf(slot.error, kErrorBytes,
                     "%u inputs and %u outputs: protocol v1 serves one of each",
                     static_cast<unsigned>(slot.interpreter->inputs_size()),
@@ -160,9 +171,10 @@ class TflmEngine {
     }
     if (!Matches(*slot.interpreter->input(0), desc.input) ||
         !Matches(*slot.interpreter->output(0), desc.output)) {
-      std::snprintf(slot.error, kErrorBytes,
-                    "the model's tensors differ from its manifest: rebuild after "
-                    "retraining");
+      std::snprintf(
+          slot.error, kErrorBytes,
+          "the model's tensors differ from its manifest: rebuild after "
+          "retraining");
       return kTfLiteError;
     }
     slot.info.arena_used_bytes =
@@ -177,7 +189,8 @@ class TflmEngine {
   Slot slots_[kMaxModels];
 };
 
-// The one engine, constructed in place by hil_tflm_engine_init (no global constructors).
+// The one engine, constructed in place by hil_tflm_engine_init (no global
+// constructors).
 alignas(TflmEngine) uint8_t engine_storage[sizeof(TflmEngine)];
 
 TflmEngine* Engine(void* ctx) { return static_cast<TflmEngine*>(ctx); }
@@ -187,7 +200,9 @@ size_t ModelCountThunk(void* ctx) { return Engine(ctx)->model_count(); }
 const hil_model_info* ModelThunk(void* ctx, size_t index) {
   return Engine(ctx)->model(index);
 }
-uint8_t* InputThunk(void* ctx, size_t index) { return Engine(ctx)->input(index); }
+uint8_t* InputThunk(void* ctx, size_t index) {
+  return Engine(ctx)->input(index);
+}
 const uint8_t* OutputThunk(void* ctx, size_t index) {
   return Engine(ctx)->output(index);
 }
@@ -203,14 +218,15 @@ const char* LastErrorThunk(void* ctx, size_t index) {
 }
 
 const hil_engine_api kTflmEngineApi = {
-    BootThunk,   ModelCountThunk, ModelThunk,   InputThunk,    OutputThunk,
+    BootThunk,   ModelCountThunk, ModelThunk,   InputThunk,     OutputThunk,
     InvokeThunk, ProfileThunk,    RuntimeThunk, LastErrorThunk,
 };
 
 }  // namespace
 }  // namespace hil
 
-extern "C" hil_engine hil_tflm_engine_init(const hil_clock* clock, const char* runtime) {
+extern "C" hil_engine hil_tflm_engine_init(const hil_clock* clock,
+                                           const char* runtime) {
   auto* engine = new (hil::engine_storage) hil::TflmEngine(clock, runtime);
   return hil_engine{&hil::kTflmEngineApi, engine};
 }

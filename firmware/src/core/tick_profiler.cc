@@ -9,7 +9,8 @@ namespace hil {
 
 uint32_t TickProfiler::BeginEvent(const char* tag) {
   if (count_ >= kMaxEvents) {
-    return kMaxEvents;  // a model with more operators: the extra ones go unrecorded
+    return kMaxEvents;  // a model with more operators: the extra ones go
+                        // unrecorded
   }
   const size_t handle = count_++;
   events_[handle].tag = tag != nullptr ? tag : "";
@@ -22,7 +23,8 @@ void TickProfiler::EndEvent(uint32_t event_handle) {
   if (event_handle >= count_) {
     return;
   }
-  events_[event_handle].ticks = clock_->now(clock_->ctx) - started_[event_handle];
+  events_[event_handle].ticks =
+      clock_->now(clock_->ctx) - started_[event_handle];
 }
 
 }  // namespace hil

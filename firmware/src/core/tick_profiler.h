@@ -3,9 +3,10 @@
  * SPDX-License-Identifier: Apache-2.0
  */
 
-// Per-operator timing on the device clock. TFLM's own MicroProfiler reads micro_time.cc,
-// which returns 0 ticks on Zephyr; this profiler reads the clock the glue provides (the
-// timing API: DWT cycles on Cortex-M), the same clock as the whole-inference ticks.
+// Per-operator timing on the device clock. TFLM's own MicroProfiler reads
+// micro_time.cc, which returns 0 ticks on Zephyr; this profiler reads the clock
+// the glue provides (the timing API: DWT cycles on Cortex-M), the same clock as
+// the whole-inference ticks.
 
 #ifndef HIL_CORE_TICK_PROFILER_H_
 #define HIL_CORE_TICK_PROFILER_H_

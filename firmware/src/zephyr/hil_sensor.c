@@ -13,8 +13,8 @@
 
 LOG_MODULE_DECLARE(hil, CONFIG_HIL_LOG_LEVEL);
 
-#define ACCEL_NODE DT_ALIAS(accel0)
-#define ACCEL_CHANNELS 3
+#define ACCEL_NODE             DT_ALIAS(accel0)
+#define ACCEL_CHANNELS         3
 #define SENSOR_THREAD_PRIORITY 2 /* above the main thread, which runs inferences */
 
 struct accel_sample {

@@ -42,11 +42,11 @@ LOG_MODULE_REGISTER(hil, CONFIG_HIL_LOG_LEVEL);
 #define PORT_IS_CONSOLE 0
 #endif
 
-#define RX_CHUNK 256
+#define RX_CHUNK     256
 #define SENSOR_CHUNK 16
 
 #define KERNELS                                                                                    \
-	COND_CODE_1(CONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS, ("CMSIS-NN kernels"),         \
+	COND_CODE_1(CONFIG_TENSORFLOW_LITE_MICRO_CMSIS_NN_KERNELS, ("CMSIS-NN kernels"),           \
 		    ("reference kernels"))
 #define RUNTIME "tflite-micro (Zephyr " KERNEL_VERSION_STRING ", " KERNELS ")"
 
@@ -129,7 +129,8 @@ int main(void)
 		return err;
 	}
 	if (IS_ENABLED(CONFIG_UART_CONSOLE) && PORT_IS_CONSOLE) {
-		/* printk, stdout and TFLM's MicroPrintf then only print whole lines between frames */
+		/* printk, stdout and TFLM's MicroPrintf then only print whole lines between frames
+		 */
 		hil_console_text_init();
 	}
 	main_thread = k_current_get();

@@ -29,7 +29,7 @@
 #include "host_port.h"
 
 #define MAX_BYTES (64U * 1024U)
-#define MAX_TEXT (4U * MAX_BYTES)
+#define MAX_TEXT  (4U * MAX_BYTES)
 
 static int failures;
 static int checks;
@@ -247,8 +247,8 @@ static void run_vector(const char *kind, char **fields, size_t nfields, const ch
 		long type = strtol(fields[0], NULL, 16);
 		long seq = strtol(fields[1], NULL, 10);
 		long len = unhex(fields[2], bytes, sizeof(bytes));
-		size_t n = hil_frame_encode(frame, sizeof(frame), (uint8_t)type, (uint8_t)seq, bytes,
-					    len < 0 ? 0U : (size_t)len);
+		size_t n = hil_frame_encode(frame, sizeof(frame), (uint8_t)type, (uint8_t)seq,
+					    bytes, len < 0 ? 0U : (size_t)len);
 
 		items_reset(&items);
 		text_hex(&items.out, frame, n);
@@ -405,14 +405,15 @@ static void test_event_frame_and_line_come_before_the_feed_reply(void)
 {
 	uint8_t req[128];
 	uint8_t start[] = {
-		4, 's', 'i', 'n', 'e', HIL_SOURCE_FED, 1, 0, HIL_NO_IDLE_CLASS,
+		4,    's',  'i',  'n',  'e', HIL_SOURCE_FED, 1, 0, HIL_NO_IDLE_CLASS,
 		0x00, 0x00, 0x00, 0x3f, /* threshold 0.5 */
-		2, 0,                   /* refractory 2 samples */
+		2,    0,                /* refractory 2 samples */
 	};
 	/* 3 samples: 4.0 (q=35, score 0.305), 5.0 (q=76, 0.625), 6.0 (q=116, 0.938) */
-	uint8_t feed[] = {3, 0, 0x00, 0x00, 0x80, 0x40, 0x00, 0x00, 0xa0, 0x40, 0x00, 0x00, 0xc0, 0x40};
-	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_STREAM_START, 30, start,
-				    sizeof(start));
+	uint8_t feed[] = {3,    0,    0x00, 0x00, 0x80, 0x40, 0x00,
+			  0x00, 0xa0, 0x40, 0x00, 0x00, 0xc0, 0x40};
+	size_t n =
+		hil_frame_encode(req, sizeof(req), HIL_MSG_STREAM_START, 30, start, sizeof(start));
 
 	device_setup();
 	hil_device_rx(&device, req, n, 0);
@@ -424,9 +425,8 @@ static void test_event_frame_and_line_come_before_the_feed_reply(void)
 
 	CHECK(memmem(port.data, port.len, line, strlen(line)) != NULL, "the event line is printed");
 	/* One event (sample 3 falls in the refractory period), then the FEED reply. */
-	CHECK(strcmp(device_replies(),
-		     "F:c0:0:020000000473696e65000009203f0700000000000000 F:89:31:0300000003000100") ==
-		      0,
+	CHECK(strcmp(device_replies(), "F:c0:0:020000000473696e65000009203f0700000000000000 "
+				       "F:89:31:0300000003000100") == 0,
 	      "event then reply: %s", device_replies());
 }
 
@@ -459,8 +459,8 @@ static void test_reset_reboots_and_prints_the_boot_lines(void)
 	CHECK(strcmp(device_replies(), "F:86:50:-") == 0,
 	      "the frame after RESET is dropped as a reboot would: %s", device_replies());
 	(void)hil_device_boot(&device);
-	CHECK(memmem(port.data, port.len, "HIL BOOT fw=host-test proto=1 board=host\r\nHIL READY\r\n",
-		     52) != NULL,
+	CHECK(memmem(port.data, port.len,
+		     "HIL BOOT fw=host-test proto=1 board=host\r\nHIL READY\r\n", 52) != NULL,
 	      "boot lines after the reply");
 	CHECK(fake.boots == 2U, "the engine booted again");
 }
@@ -471,10 +471,11 @@ static void test_format_fixed3_matches_python(void)
 		float v;
 		const char *want; /* f"{float(np.float32(v)):.3f}" */
 	} cases[] = {
-		{0.0f, "0.000"},      {-0.0f, "-0.000"},      {0.625f, "0.625"},
-		{1.0625f, "1.062"},   {1.0635f, "1.064"},     {0.0005f, "0.001"},
-		{-0.0004f, "-0.000"}, {0.99951171875f, "1.000"}, {123.4567f, "123.457"},
-		{1e10f, "10000000000.000"},
+		{0.0f, "0.000"},        {-0.0f, "-0.000"},
+		{0.625f, "0.625"},      {1.0625f, "1.062"},
+		{1.0635f, "1.064"},     {0.0005f, "0.001"},
+		{-0.0004f, "-0.000"},   {0.99951171875f, "1.000"},
+		{123.4567f, "123.457"}, {1e10f, "10000000000.000"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -489,7 +490,11 @@ static void test_format_fixed3_matches_python(void)
 static void test_quantize_rounds_half_away_from_zero_and_saturates(void)
 {
 	struct hil_tensor_spec spec = {
-		.type = HIL_TYPE_INT8, .ndims = 1, .dims = {7}, .scale = 0.5f, .zero_point = -1,
+		.type = HIL_TYPE_INT8,
+		.ndims = 1,
+		.dims = {7},
+		.scale = 0.5f,
+		.zero_point = -1,
 	};
 	float values[7] = {0.25f, -0.25f, 0.75f, 1000.0f, -1000.0f, NAN, -0.74f};
 	int8_t want[7] = {0, -2, 1, 127, -128, 0, -2};

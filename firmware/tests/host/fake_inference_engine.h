@@ -21,8 +21,8 @@ struct fake_inference_engine {
 	uint8_t output[1];
 	struct hil_op_ticks ops[1];
 	size_t op_count;
-	uint64_t now;         /* the fake clock: advances 7 ticks per invoke */
-	bool fail_invoke;     /* make the next invokes fail (INVOKE_FAILED paths) */
+	uint64_t now;     /* the fake clock: advances 7 ticks per invoke */
+	bool fail_invoke; /* make the next invokes fail (INVOKE_FAILED paths) */
 	unsigned int boots;
 };
 

@@ -112,7 +112,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				len = HIL_MAX_PAYLOAD_BYTES;
 			}
 
-			size_t n = hil_frame_encode(frame, sizeof(frame), type, seq, &data[pos], len);
+			size_t n =
+				hil_frame_encode(frame, sizeof(frame), type, seq, &data[pos], len);
 
 			hil_device_rx(&device, frame, n, now_ms++);
 			drain_port();
@@ -120,7 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	/* Whatever came before, the device still answers a good request. */
-	size_t n = hil_frame_encode(frame, sizeof(frame), HIL_MSG_ECHO, 1, (const uint8_t *)"ok", 2);
+	size_t n =
+		hil_frame_encode(frame, sizeof(frame), HIL_MSG_ECHO, 1, (const uint8_t *)"ok", 2);
 
 	hil_device_tick(&device, now_ms + 1000U);
 	drain_port();
