@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TARGET ?= reference
 OUT    ?= results
 
-.PHONY: run test lint bench vectors system-deps clean
+.PHONY: run test lint bench vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
 # espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec.
@@ -40,6 +40,13 @@ lint: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/pytest --timeout 900
+
+# The firmware's portable C core on the host compiler (also run by `make test` through pytest).
+core-test:
+	$(MAKE) -C firmware/tests/host check BUILD=$(CURDIR)/build/core-host
+
+fuzz:
+	$(MAKE) -C firmware/tests/host fuzz FUZZ_SECONDS=20 BUILD=$(CURDIR)/build/core-host
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/bench_infer.py

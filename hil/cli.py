@@ -163,10 +163,14 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
 
 
 def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
-    from hil.build import build_firmware
+    from hil.build import BuildFailed, build_firmware
 
     target = config.target(args.target or config.default_target)
-    result = build_firmware(config, target, args.pristine, console)
+    try:
+        result = build_firmware(config, target, args.pristine, console)
+    except BuildFailed as err:
+        console.print(f"[red]build failed:[/red] {err}")
+        return EXIT_FAILED
     console.print(f"firmware: {result.image}")
     return 0
 

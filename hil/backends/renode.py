@@ -234,18 +234,16 @@ KNOWN_BUSES: Mapping[tuple[str, str], BusDefinition] = MappingProxyType(
 )
 
 
-# No stock Renode platform (1.14 to 1.16) has a DWT, so CYCCNT reads 0 and firmware that times
-# with Zephyr's timing API (DWT on Cortex-M4) measures nothing. Renode's Miscellaneous.DWT counts
-# virtual time at the given frequency: the core clock the firmware believes in.
+# No stock Renode platform (1.14 to 1.16) has a DWT, so CYCCNT reads 0. Renode's Miscellaneous.DWT
+# counts virtual time at the given frequency, but only as finely as Renode advances virtual time,
+# so short intervals can read 0 cycles; SysTick-based kernel cycles (what our firmware falls back to
+# when CYCCNT does not move) are finer. Hence no DWT unless a target asks for one.
 DWT_ADDRESS = 0xE0001000
-KNOWN_CORE_CLOCK_HZ: Mapping[str, int] = MappingProxyType({"stm32f4_disco": 168_000_000, "nucleo_f411re": 100_000_000})
 
 
 def dwt_frequency_hz(target: Target) -> int:
-    """The DWT to add for ``target``: option ``dwt_frequency_hz`` (0: none), else the board's known clock."""
-    value = target.option("dwt_frequency_hz")
-    if value is None:
-        return KNOWN_CORE_CLOCK_HZ.get(str(target.zephyr_board), 0)
+    """The DWT frequency to add for ``target`` (option ``dwt_frequency_hz``); 0: no DWT."""
+    value = target.option("dwt_frequency_hz", 0)
     try:
         return int(value)
     except (TypeError, ValueError):
