@@ -33,11 +33,16 @@ class ChildProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        with proc:  # closes pipes and reaps the child
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=STOP_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(timeout=STOP_TIMEOUT_S)
+        end_process(proc)
+
+
+def end_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
+    """Terminate, wait, then kill; close its pipes and reap it."""
+    with proc:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=timeout_s)

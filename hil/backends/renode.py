@@ -43,7 +43,7 @@ from typing import IO, TypeVar
 
 from hil import resd
 from hil.backends import Backend, firmware_image, free_tcp_port, missing_firmware
-from hil.backends._process import ChildProcess
+from hil.backends._process import ChildProcess, end_process
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError
 from hil.stimuli import Stimulus
@@ -760,13 +760,7 @@ class SupervisedProcess:
         self.child.stop()
         watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
-            with watchdog:
-                watchdog.terminate()
-                try:
-                    watchdog.wait(timeout=KILL_TIMEOUT_S)
-                except subprocess.TimeoutExpired:
-                    watchdog.kill()
-                    watchdog.wait(timeout=KILL_TIMEOUT_S)
+            end_process(watchdog, KILL_TIMEOUT_S)
 
 
 # --- the backend ---------------------------------------------------------------------------------------
