@@ -2,7 +2,8 @@
 
 Every message says what happened, what was expected and what to do about it.
 The Robot library maps these classes to Robot's failure kinds in one place
-(``hil.robot``); the pytest plugin turns ``BackendUnavailable`` into a skip.
+(``hil.robot``); the pytest plugin turns ``BackendUnavailable`` (and so
+``SensorUnavailable``) into a skip.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ class ConfigError(HilError):
 
 class BackendUnavailable(HilError):
     """A tool the backend needs is absent (Renode, QEMU, a Zephyr workspace, a board)."""
+
+
+class SensorUnavailable(BackendUnavailable):
+    """The target has no sensor the host can put samples into (a physical one, or none at all)."""
 
 
 class DeviceTimeout(HilError):

@@ -83,6 +83,17 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test that needs what the target lacks (e.g. a sensor to play into) is skipped with the reason."""
+    try:
+        return (yield)
+    except BackendUnavailable as err:
+        if not _uses_dut(item):
+            raise
+        pytest.skip(f"{_session(item.config).target.name}: {err}")
+
+
+@pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     report = yield
     if _uses_dut(item) and (report.when == "call" or report.outcome != "passed"):

@@ -8,16 +8,24 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
+from typing import Literal
 
 from hil import checks, stimuli
+from hil import protocol as p
+from hil.backends import SensorPlayback
 from hil.config import HilConfig, load_config
 from hil.device import Device
-from hil.errors import ConfigError, HilError
+from hil.errors import CheckFailed, ConfigError, DeviceTimeout, HilError
 from hil.metrics import MetricsRecorder
 from hil.models import ModelZoo, Streaming
 
 log = logging.getLogger(__name__)
+
+Source = Literal["protocol", "sensor"]
+SOURCES: tuple[Source, ...] = ("protocol", "sensor")
+SENSOR_POLL_S = 0.25
 
 
 class HilSession:
@@ -121,8 +129,18 @@ class HilSession:
             raise ConfigError(f"{model} is not a streaming model (its manifest has no streaming section)")
         return streaming
 
-    def stream_stimulus(self, model: str, stimulus_path: Path) -> tuple[stimuli.Stimulus, list[stimuli.DetectedEvent]]:
-        """Feed a stimulus recording through the device's streaming windowing; return the events it raised."""
+    def stream_stimulus(
+        self, model: str, stimulus_path: Path, source: Source = "protocol"
+    ) -> tuple[stimuli.Stimulus, list[stimuli.DetectedEvent]]:
+        """Stream a stimulus recording through the device's windowing; return the events it raised.
+
+        ``source="protocol"`` sends the samples with FEED (every target). ``source="sensor"`` plays
+        the recording into the target's emulated accelerometer and lets the firmware sample it
+        (sensor source 1): the reference twin and Renode targets with an ``accelerometer``; other
+        targets raise ``SensorUnavailable`` (a skip).
+        """
+        if source not in SOURCES:
+            raise ConfigError(f"unknown stimulus source {source!r}: use one of {', '.join(SOURCES)}")
         manifest = self.zoo.manifest(model)
         streaming = self._streaming(model)
         stimulus = stimuli.load_stimulus(stimulus_path)
@@ -135,30 +153,56 @@ class HilSession:
                 f"{model} expects {list(streaming.channels)} in {streaming.unit}"
             )
         device = self.device()
-        device.start_stream(
-            model,
-            hop=streaming.hop,
-            threshold=streaming.threshold,
-            idle_class=streaming.idle_class,
-            refractory_samples=streaming.refractory_samples,
-        )
-        raw = device.feed(stimulus.samples)
-        device.stop_stream()
+        start = {
+            "hop": streaming.hop,
+            "threshold": streaming.threshold,
+            "idle_class": streaming.idle_class,
+            "refractory_samples": streaming.refractory_samples,
+        }
+        if source == "sensor":
+            playback = device.backend.play_into_sensor(stimulus)
+            device.start_stream(model, **start, source=p.SOURCE_SENSOR)
+            self._wait_played(device, playback)
+            raw = []
+        else:
+            device.start_stream(model, **start)
+            raw = device.feed(stimulus.samples)
+        totals = device.stop_stream()
+        raw += device.events()  # events raised before STREAM_STOP's reply arrive before it
+        if source == "sensor" and totals.samples < len(stimulus.samples):
+            raise CheckFailed(
+                f"{self.target.name} read {totals.samples} of the {len(stimulus.samples)} samples of "
+                f"{stimulus.path.name} from its sensor"
+            )
         labels = manifest.labels or tuple(str(i) for i in range(max((e.class_index for e in raw), default=0) + 1))
-        t0 = stimulus.times_s[0]
         return stimulus, [
-            stimuli.DetectedEvent(labels[e.class_index], float(stimulus.times_s[e.sample - 1] - t0), e.sample, e.score)
-            for e in raw
+            stimuli.DetectedEvent(labels[e.class_index], stimulus.time_of(e.sample), e.sample, e.score) for e in raw
         ]
 
-    def check_stream(self, model: str, stimulus_path: Path) -> stimuli.EventMatch:
+    def _wait_played(self, device: Device, playback: SensorPlayback) -> None:
+        """Keep reading the console until the device has sampled the whole recording."""
+        # Emulators may run slower than real time: allow the recording ten times over.
+        limit_s = self.target.timeout_s + 10 * playback.stimulus.duration_s
+        deadline = time.monotonic() + limit_s
+        while not playback.played():
+            if time.monotonic() > deadline:
+                raise DeviceTimeout(
+                    f"{self.target.name} did not finish sampling {playback.stimulus.path.name} "
+                    f"({playback.stimulus.duration_s:g} s) from its sensor within {limit_s:g} s"
+                )
+            device.link.poll()
+            time.sleep(SENSOR_POLL_S)
+
+    def check_stream(self, model: str, stimulus_path: Path, source: Source = "protocol") -> stimuli.EventMatch:
         """Stream a stimulus and fail unless exactly its expected events come, each in its time window.
 
         An event may come up to one window length after the gesture ends (the window must cover it).
+        ``source`` as in :meth:`stream_stimulus`.
         """
-        stimulus, detected = self.stream_stimulus(model, stimulus_path)
+        stimulus, detected = self.stream_stimulus(model, stimulus_path, source)
         streaming = self._streaming(model)
         match = stimuli.match_events(detected, stimulus.expected, streaming.window / streaming.sample_rate_hz)
-        self.recorder.model_fact(model, "events", match.as_dict() | {"stimulus": stimulus.path.name})
+        fact = "events" if source == "protocol" else f"events_{source}"
+        self.recorder.model_fact(model, fact, match.as_dict() | {"stimulus": stimulus.path.name, "source": source})
         stimuli.check_events(model, match)
         return match

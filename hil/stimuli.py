@@ -43,6 +43,16 @@ class Stimulus:
     def duration_s(self) -> float:
         return float(self.times_s[-1] - self.times_s[0]) if len(self.times_s) > 1 else 0.0
 
+    def time_of(self, sample: int) -> float:
+        """Seconds from the first sample to the ``sample``-th (1-based, as events count them).
+
+        A sensor keeps sampling after the recording ends: later samples follow at the sample rate.
+        """
+        last = len(self.times_s)
+        if 1 <= sample <= last:
+            return float(self.times_s[sample - 1] - self.times_s[0])
+        return self.duration_s + (sample - last) / self.sample_rate_hz
+
 
 def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
     try:

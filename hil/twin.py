@@ -5,6 +5,10 @@
 It prints ``HIL-TWIN PTY <path>`` on stdout, then serves the device side of the wire protocol
 on that pty until its parent exits or it is killed. It is the executable specification of the
 firmware: the firmware must answer every request exactly as :class:`TwinFirmware` does.
+
+With ``--sensor-file PATH`` it also has an emulated accelerometer: a sensor-source stream
+(``STREAM_START`` source 1) takes the float32 samples (model units, time-major) the host left in
+that file, as if sampled at the model's rate, and deletes the file once it has read them.
 """
 
 from __future__ import annotations
@@ -59,8 +63,8 @@ class _Stream:
             )
         if start.hop < 1:
             raise Refused(p.ErrorCode.MALFORMED, "STREAM_START hop must be at least 1")
-        if start.source != p.SOURCE_FED:
-            raise Refused(p.ErrorCode.UNSUPPORTED, "the reference twin has no sensor: feed samples with FEED")
+        if start.source not in (p.SOURCE_FED, p.SOURCE_SENSOR):
+            raise Refused(p.ErrorCode.UNSUPPORTED, f"unknown sample source {start.source}: use 0 (FEED) or 1 (sensor)")
         self.model = model
         self.start = start
         self.window = shape[1]
@@ -102,8 +106,11 @@ class _Stream:
 class TwinFirmware:
     """The device's request handling, independent of the byte transport."""
 
-    def __init__(self, zoo: ModelZoo, names: list[str], board: str = "reference") -> None:
+    def __init__(
+        self, zoo: ModelZoo, names: list[str], board: str = "reference", sensor_file: Path | None = None
+    ) -> None:
         self.board = board
+        self.sensor_file = sensor_file
         self._manifests = [zoo.manifest(name) for name in names]
         self._models: dict[str, _LoadedModel] = {}
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
@@ -215,19 +222,45 @@ class TwinFirmware:
 
     def _stream_start(self, payload: bytes) -> bytes:
         start = p.unpack_stream_start(payload)
-        self._stream = _Stream(self._model(start.model), start)
+        self._stream = None  # as on the device: STREAM_START stops any stream first
+        stream = _Stream(self._model(start.model), start)
+        if start.source == p.SOURCE_SENSOR:
+            self._emit(stream.push(self._sensor_samples(start.model, stream.channels)))
+        self._stream = stream
         return b""
+
+    def _sensor_samples(self, model: str, channels: int) -> np.ndarray:
+        """Everything waiting in the emulated accelerometer (then empty), as the firmware would sample it."""
+        streaming = next(m.streaming for m in self._manifests if m.name == model)
+        if streaming is None:
+            raise Refused(
+                p.ErrorCode.UNSUPPORTED,
+                f"{model} has no sensor stream in its manifest (rate and channels): feed samples with FEED",
+            )
+        if self.sensor_file is None:
+            raise Refused(p.ErrorCode.UNSUPPORTED, "this device has no sensor: feed samples with FEED")
+        try:
+            data = np.fromfile(self.sensor_file, dtype="<f4")
+        except FileNotFoundError:
+            return np.zeros((0, channels), dtype=np.float32)  # nothing new from the sensor yet
+        self.sensor_file.unlink()
+        return data[: len(data) - len(data) % channels].reshape(-1, channels)
+
+    def _emit(self, events: list[p.Event]) -> None:
+        for event in events:
+            self._outbox += [
+                p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, p.pack_event(event)),
+                p.event_line(event),
+            ]
 
     def _feed(self, payload: bytes) -> bytes:
         if self._stream is None:
             raise Refused(p.ErrorCode.UNSUPPORTED, "no stream: send STREAM_START first")
         stream = self._stream
+        if stream.start.source != p.SOURCE_FED:
+            raise Refused(p.ErrorCode.UNSUPPORTED, "the stream takes its samples from the sensor: FEED needs source 0")
         before = stream.totals()
-        for event in stream.push(p.unpack_feed(payload, stream.channels)):
-            self._outbox += [
-                p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, p.pack_event(event)),
-                p.event_line(event),
-            ]
+        self._emit(stream.push(p.unpack_feed(payload, stream.channels)))
         after = stream.totals()
         return p.pack_feed_reply(
             p.FeedReply(after.samples, after.inferences - before.inferences, after.events - before.events)
@@ -288,11 +321,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=Path("models"), help="model zoo directory (default: models)")
     parser.add_argument("--model", action="append", help="serve only this model (repeatable; default: all)")
     parser.add_argument("--board", default="reference", help="board name to report (default: reference)")
+    parser.add_argument("--sensor-file", type=Path, help="emulated accelerometer: float32 samples the host leaves here")
     args = parser.parse_args(argv)
     parent_pid = os.getppid()
     try:
         zoo = ModelZoo(args.models)
-        firmware = TwinFirmware(zoo, args.model or zoo.names(), args.board)
+        firmware = TwinFirmware(zoo, args.model or zoo.names(), args.board, args.sensor_file)
     except HilError as err:
         print(f"HIL-TWIN ERROR {err}", flush=True)
         return 2

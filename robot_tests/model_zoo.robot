@@ -1,7 +1,8 @@
 *** Settings ***
 Documentation     The model zoo on the device under test: each model's accuracy on its evaluation
 ...               set (with a confusion matrix in the log), its golden outputs and its budgets, and
-...               the gesture model watching recorded motions stream by.
+...               the gesture model watching recorded motions stream by, over the wire and
+...               through the (emulated) accelerometer.
 ...               A model the device does not serve is skipped with the reason.
 Library           hil.robot.HilLibrary
 Suite Setup       Open Device
@@ -44,6 +45,16 @@ Gesture Sequence Raises Each Gesture Once In Its Time Window
 Device Left Idle Raises No Gesture
     Skip Unless Device Serves    gesture
     Stimulus Should Raise Expected Events    gesture    ${STIMULI}/idle_only.csv
+
+Gesture Sequence Through The Accelerometer Raises Each Gesture Once
+    [Documentation]    The firmware samples its own accelerometer, which plays the recording
+    ...                (reference twin, Renode); skipped where no sensor can be fed.
+    Skip Unless Device Serves    gesture
+    Stimulus Should Raise Expected Events    gesture    ${STIMULI}/sequence.csv    source=sensor
+
+Accelerometer At Rest Raises No Gesture
+    Skip Unless Device Serves    gesture
+    Stimulus Should Raise Expected Events    gesture    ${STIMULI}/idle_only.csv    source=sensor
 
 
 *** Keywords ***

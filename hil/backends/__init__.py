@@ -9,10 +9,16 @@ from __future__ import annotations
 import importlib
 import socket
 from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from hil.config import HilConfig, Target
-from hil.errors import ConfigError
+from hil.errors import ConfigError, SensorUnavailable
+from hil.stimuli import Stimulus
+
+T = TypeVar("T")
 
 _MODULES = {
     "reference": "hil.backends.reference:ReferenceBackend",
@@ -21,6 +27,38 @@ _MODULES = {
     "native": "hil.backends.native:NativeBackend",
     "board": "hil.backends.board:BoardBackend",
 }
+
+
+class SensorPlayback(ABC):
+    """A recording queued in a target's emulated sensor; the device reads it once a sensor stream starts."""
+
+    def __init__(self, path: Path, stimulus: Stimulus) -> None:
+        self.path = path  # the file the emulator was fed (kept in the artifacts)
+        self.stimulus = stimulus
+
+    @abstractmethod
+    def played(self) -> bool:
+        """True once the device has had time to read every sample (and run its last window)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorCost:
+    """What one action cost in an emulator.
+
+    ``instructions`` is deterministic; ``virtual_time_s`` also counts the time the CPU idled
+    while the host talked to it, so the device's own ticks are the better latency.
+    """
+
+    instructions: int
+    virtual_time_s: float
+    host_time_s: float
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "instructions": self.instructions,
+            "virtual_time_s": round(self.virtual_time_s, 6),
+            "host_time_s": round(self.host_time_s, 6),
+        }
 
 
 class Backend(ABC):
@@ -51,6 +89,25 @@ class Backend(ABC):
     def facts(self) -> dict[str, str]:
         """Versions and paths worth keeping in the results (emulator version, ELF, ...)."""
         return {}
+
+    # Optional abilities: emulators have them, a board or a plain executable does not.
+
+    def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
+        """Queue ``stimulus`` in the target's (emulated) accelerometer for the next sensor-source stream."""
+        del stimulus
+        raise SensorUnavailable(
+            f"{self.target.name} has no emulated sensor to play recordings into "
+            f"({self.target.backend} backend): sensor streams run on the reference twin and Renode targets"
+        )
+
+    def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost | None]:
+        """Run ``action``; also return its emulated cost where the backend can count it (else None)."""
+        return action(), None
+
+    def save_snapshot(self, path: Path) -> Path | None:
+        """Save the whole emulated machine to ``path`` for a post-mortem; None if the backend cannot."""
+        del path
+        return None
 
 
 def firmware_image(target: Target, config: HilConfig, filename: str = "zephyr.elf") -> Path:

@@ -1,17 +1,31 @@
-"""The reference backend: runs ``hil.twin`` as a child process and connects to its pty."""
+"""The reference backend: runs ``hil.twin`` as a child process and connects to its pty.
+
+The twin's emulated accelerometer is a file in the artifacts folder: :meth:`play_into_sensor`
+leaves a recording there and the twin takes it at the next sensor-source ``STREAM_START``.
+"""
 
 from __future__ import annotations
 
+import os
 import select
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from hil.backends import Backend
+import numpy as np
+
+from hil.backends import Backend, SensorPlayback
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, DeviceTimeout
+from hil.stimuli import Stimulus
 from hil.twin import PTY_LINE_PREFIX
+
+
+class _TwinPlayback(SensorPlayback):
+    def played(self) -> bool:
+        return not self.path.exists()  # the twin deletes the file once it has read every sample
 
 
 class ReferenceBackend(Backend):
@@ -31,6 +45,8 @@ class ReferenceBackend(Backend):
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
         argv = [sys.executable, "-m", "hil.twin", "--models", str(self.config.models_dir), "--board", self.target.name]
+        argv += ["--sensor-file", str(self.sensor_file)]
+        self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
         argv += [arg for model in self.target.option("models", []) for arg in ("--model", model)]
         self._twin = ChildProcess("reference twin", argv, self.artifacts_dir / "twin.log", stdout=subprocess.PIPE)
         line = self._first_line(self.target.boot_timeout_s)
@@ -57,6 +73,17 @@ class ReferenceBackend(Backend):
                 break
             line += chunk
         return line.decode(errors="replace").strip()
+
+    @property
+    def sensor_file(self) -> Path:
+        return self.artifacts_dir / "twin-accelerometer.f32"
+
+    def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
+        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
+        partial = self.sensor_file.with_suffix(".partial")
+        np.asarray(stimulus.samples, dtype="<f4").tofile(partial)
+        os.replace(partial, self.sensor_file)  # the twin never sees half a recording
+        return _TwinPlayback(self.sensor_file, stimulus)
 
     def stop(self) -> None:
         if self._twin:

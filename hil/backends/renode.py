@@ -12,7 +12,7 @@ harness dies (Linux ``PR_SET_PDEATHSIG``) and a small watchdog process kills its
 Measurements come from the monitor: :meth:`RenodeBackend.counters` reads the CPU's executed
 instructions and the virtual time, :meth:`RenodeBackend.cost_of` measures one action (e.g. an
 inference) with them. :meth:`RenodeBackend.save_snapshot` saves the emulation (``Save``);
-:meth:`RenodeBackend.feed_accelerometer` feeds a stimulus recording to the emulated sensor.
+:meth:`RenodeBackend.play_into_sensor` feeds a stimulus recording to the emulated sensor.
 
 Renode facts used here were read in Renode 1.14.0's sources: command-line options in
 renode-infrastructure ``src/UI/Options.cs`` and ``CommandLineInterface.cs``; the monitor's
@@ -42,10 +42,10 @@ from types import MappingProxyType
 from typing import IO, TypeVar
 
 from hil import resd
-from hil.backends import Backend, firmware_image, free_tcp_port, missing_firmware
+from hil.backends import Backend, EmulatorCost, SensorPlayback, firmware_image, free_tcp_port, missing_firmware
 from hil.backends._process import ChildProcess, end_process
 from hil.config import HilConfig, Target
-from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError
+from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError, SensorUnavailable
 from hil.stimuli import Stimulus
 from hil.tools import RENODE_MIN_VERSION
 
@@ -601,26 +601,6 @@ class EmulatorCounters:
     virtual_time_s: float
 
 
-@dataclass(frozen=True, slots=True)
-class EmulatorCost:
-    """What one action cost in the emulator.
-
-    ``instructions`` is deterministic; ``virtual_time_s`` also counts the time the CPU idled
-    while the host talked to it, so the device's own ticks are the better latency.
-    """
-
-    instructions: int
-    virtual_time_s: float
-    host_time_s: float
-
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "instructions": self.instructions,
-            "virtual_time_s": round(self.virtual_time_s, 6),
-            "host_time_s": round(self.host_time_s, 6),
-        }
-
-
 def parse_number(text: str) -> int:
     """A monitor number in any of its modes: ``0x1A2B``, ``6699`` or ``0x1A2B (6699)``."""
     found = re.search(r"-?(?:0x[0-9A-Fa-f]+|\d+)", text)
@@ -960,21 +940,40 @@ class RenodeBackend(Backend):
         self.execute(f"Save {resd.monitor_path(path)}", SNAPSHOT_TIMEOUT_S)
         return path
 
-    def feed_accelerometer(self, stimulus: Stimulus) -> Path:
-        """Queue a stimulus recording in the target's emulated accelerometer; returns the file fed.
+    def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
+        """Queue a stimulus recording in the target's emulated accelerometer (sensor source 1 streams).
 
-        For sensor source 1 streaming (docs/protocol.md): feed, then STREAM_START. File-fed models
-        hand out one sample per register read; RESD-fed models follow virtual time from now on.
+        File-fed models hand out one sample per sample read (the firmware reads at the model's
+        rate in virtual time); RESD-fed models follow virtual time from now on. The playback is
+        over once the virtual time of the whole recording, plus one hop, has passed.
         """
         sensor = accelerometer(self.target)
         if sensor is None:
-            raise ConfigError(f"target {self.target.name} has no accelerometer: set accelerometer in hil.toml")
+            raise SensorUnavailable(
+                f"target {self.target.name} has no emulated accelerometer: set accelerometer "
+                "(e.g. sysbus.i2c1.adxl345) in hil.toml, with the firmware built for a sensor at that address"
+            )
         stem = f"stimulus-{stimulus.path.stem}-{sensor.name}"
+        now_s = self.counters().virtual_time_s
         if sensor.model.feed == "resd":
             path = resd.stimulus_to_resd(stimulus, self.artifacts_dir / f"{stem}.resd")
-            now_ns = round(self.counters().virtual_time_s * resd.NS_PER_S)
-            self.execute(resd.resd_feed_command(sensor.path, path, sample_offset_ns=-now_ns))
+            self.execute(resd.resd_feed_command(sensor.path, path, sample_offset_ns=-round(now_s * resd.NS_PER_S)))
         else:
             path = resd.write_feed_file(stimulus, self.artifacts_dir / f"{stem}.data", sensor.model.key)
             self.execute(resd.feed_file_command(sensor.path, path, sensor.model.key))
-        return path
+        return _VirtualTimePlayback(path, stimulus, self, now_s)
+
+
+# The last window's inference and its event frame must fit in this much virtual time after the
+# recording's last sample (gesture on a 64 MHz M4: ~10 ms).
+PLAYBACK_TAIL_S = 0.5
+
+
+class _VirtualTimePlayback(SensorPlayback):
+    def __init__(self, path: Path, stimulus: Stimulus, backend: RenodeBackend, fed_at_s: float) -> None:
+        super().__init__(path, stimulus)
+        self._backend = backend
+        self._until_s = fed_at_s + stimulus.duration_s + 1 / stimulus.sample_rate_hz + PLAYBACK_TAIL_S
+
+    def played(self) -> bool:
+        return self._backend.counters().virtual_time_s >= self._until_s

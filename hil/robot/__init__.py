@@ -16,7 +16,7 @@ from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 from hil import __version__, checks
 from hil.errors import BackendUnavailable, CheckFailed, ConfigError, HilError
 from hil.results import DeviceInfo, InferenceResult, MemoryReport
-from hil.session import HilSession
+from hil.session import HilSession, Source
 from hil.stimuli import DetectedEvent, EventMatch
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -208,20 +208,28 @@ class HilLibrary:
         return result
 
     @hil_keyword
-    def stream_stimulus(self, model: str, stimulus: Path) -> list[DetectedEvent]:
-        """Feed a stimulus CSV through the device's streaming windowing; return the events it raised."""
-        _, events = self.session.stream_stimulus(model, stimulus)
+    def stream_stimulus(self, model: str, stimulus: Path, source: Source = "protocol") -> list[DetectedEvent]:
+        """Stream a stimulus CSV through the device's windowing; return the events it raised.
+
+        ``source=protocol`` sends the samples over the wire; ``source=sensor`` plays them into the
+        target's emulated accelerometer, which the firmware samples itself (skipped where the target
+        has none, e.g. a board's physical sensor or QEMU).
+        """
+        _, events = self.session.stream_stimulus(model, stimulus, source)
         for event in events:
             logger.info(f"{event.time_s:7.2f} s  {event.label}  score {event.score:.3f}")
         return events
 
     @hil_keyword
-    def stimulus_should_raise_expected_events(self, model: str, stimulus: Path) -> EventMatch:
+    def stimulus_should_raise_expected_events(
+        self, model: str, stimulus: Path, source: Source = "protocol"
+    ) -> EventMatch:
         """Stream ``stimulus`` and fail unless exactly the events in its ``.expected.csv`` come, in their windows.
 
-        Example: ``Stimulus Should Raise Expected Events    gesture    models/gesture/stimuli/sequence.csv``
+        ``source`` as in `Stream Stimulus`. Example:
+        ``Stimulus Should Raise Expected Events    gesture    models/gesture/stimuli/sequence.csv    source=sensor``
         """
-        match = self.session.check_stream(model, stimulus)
+        match = self.session.check_stream(model, stimulus, source)
         for expected, detected in match.matched:
             performed = f"performed {expected.start_s:g}-{expected.end_s:g} s"
             logger.info(f"{expected.label}: {performed}, detected {detected.time_s:.2f} s")

@@ -11,8 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil.errors import ConfigError, DeviceLost, DeviceTimeout
+from hil import protocol as p
+from hil.backends import Backend
+from hil.config import HilConfig, Target, load_config
+from hil.errors import ConfigError, DeviceError, DeviceLost, DeviceTimeout, SensorUnavailable
 from hil.session import HilSession
+from hil.stimuli import load_stimulus
 
 ZERO = np.zeros((1, 1), dtype=np.int8)
 
@@ -59,3 +63,46 @@ def test_reset_reboots_and_answers_again(session: HilSession) -> None:
 def test_unknown_model_names_what_the_device_serves(session: HilSession) -> None:
     with pytest.raises(ConfigError, match=r"unknown model 'nope': reference serves .*sine"):
         session.device().model("nope")
+
+
+GESTURE_STIMULI = Path(__file__).parents[2] / "models" / "gesture" / "stimuli"
+
+
+def test_twin_accelerometer_raises_the_same_events_as_fed_samples(session: HilSession) -> None:
+    stimulus = GESTURE_STIMULI / "sequence.csv"
+    _, fed = session.stream_stimulus("gesture", stimulus, "protocol")
+    _, sensed = session.stream_stimulus("gesture", stimulus, "sensor")
+    assert len(fed) == 4
+    assert sensed == fed  # same samples, same windowing: same sample numbers, classes and scores
+    assert not (session.artifacts_dir / "twin-accelerometer.f32").exists()  # the twin took the recording
+
+
+def test_twin_refuses_feed_during_a_sensor_stream_and_sensor_streams_of_non_streaming_models(
+    session: HilSession,
+) -> None:
+    device = session.device()
+    device.start_stream("gesture", hop=16, threshold=0.95, source=p.SOURCE_SENSOR)
+    with pytest.raises(DeviceError, match="FEED needs source 0"):
+        device.feed(np.zeros((1, 3), dtype=np.float32))
+    with pytest.raises(DeviceError, match="sine has no sensor stream in its manifest"):
+        device.start_stream("sine", hop=1, threshold=0.5, source=p.SOURCE_SENSOR)
+
+
+def test_sensor_stream_where_no_sensor_can_be_fed_is_unavailable(tmp_path: Path) -> None:
+    class BoardDouble(Backend):  # test double: a backend with none of the optional abilities
+        @classmethod
+        def unavailable_reason(cls, target: Target, config: HilConfig) -> str | None:  # noqa: ARG003
+            return None
+
+        def start(self) -> str:
+            return "loop://"
+
+        def stop(self) -> None:
+            pass
+
+    config = load_config(None)
+    backend = BoardDouble(config.target("board:nrf52840dk"), config, tmp_path)
+    with pytest.raises(SensorUnavailable, match=r"board:nrf52840dk has no emulated sensor .*\(board backend\)"):
+        backend.play_into_sensor(load_stimulus(GESTURE_STIMULI / "idle_only.csv"))
+    assert backend.cost_of(lambda: 42) == (42, None)
+    assert backend.save_snapshot(tmp_path / "x.save") is None

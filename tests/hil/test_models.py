@@ -10,7 +10,7 @@ import pytest
 
 from hil.config import load_config
 from hil.models import ModelZoo
-from hil.session import HilSession
+from hil.session import SOURCES, HilSession, Source
 
 ZOO = ModelZoo(load_config().models_dir)
 MODELS = ZOO.names()
@@ -51,6 +51,8 @@ def test_arena_within_budget(hil: HilSession, served: str) -> None:
     hil.check_arena(served)
 
 
+@pytest.mark.parametrize("source", SOURCES)
 @pytest.mark.parametrize(("served", "stimulus"), STREAMING, indirect=["served"])
-def test_stimulus_raises_expected_events(hil: HilSession, served: str, stimulus: str) -> None:
-    hil.check_stream(served, ZOO.root / served / "stimuli" / stimulus)
+def test_stimulus_raises_expected_events(hil: HilSession, served: str, stimulus: str, source: Source) -> None:
+    """Over the wire on every target; through the accelerometer where it can be fed (else skipped)."""
+    hil.check_stream(served, ZOO.root / served / "stimuli" / stimulus, source)

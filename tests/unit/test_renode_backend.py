@@ -19,14 +19,14 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from hil.backends import renode as rb
 from hil.config import HilConfig, load_config
-from hil.errors import ConfigError, DeviceLost, DeviceTimeout
+from hil.errors import ConfigError, DeviceLost, DeviceTimeout, SensorUnavailable
 from hil.stimuli import load_stimulus
 
 RENODE_1_14_NEGOTIATION = bytes([255, 253, 0, 255, 251, 1, 255, 251, 3, 255, 252, 34])
@@ -695,32 +695,64 @@ def test_backend_saves_snapshots(tmp_path: Path, fake_renode: Path) -> None:
     assert f"cmd Save {rb.resd.monitor_path(saved)}" in _recorded(fake_renode)
 
 
-def test_backend_feeds_a_stimulus_to_the_accelerometer(tmp_path: Path, fake_renode: Path) -> None:
-    stimulus = tmp_path / "wave.csv"
-    stimulus.write_text("t_s,accel_x_g,accel_y_g,accel_z_g\n0,0,0,1\n0.02,0.5,0,1\n")
-    backend = _backend(tmp_path, extra='accelerometer = "sysbus.i2c1.adxl345"')
-    try:
-        backend.start()
-        fed = backend.feed_accelerometer(load_stimulus(stimulus))
-    finally:
-        backend.stop()
-    assert fed.read_text() == "0 0 1024\n512 0 1024\n"
-    assert f"cmd sysbus.i2c1.adxl345 FeedSample {rb.resd.monitor_path(fed)}" in _recorded(fake_renode)
+def _read_feed_file(path: Path) -> str:
+    return path.read_text()
 
 
-def test_backend_feeds_resd_to_a_resd_sensor_from_the_current_virtual_time(tmp_path: Path, fake_renode: Path) -> None:
+def _read_resd_samples(path: Path) -> list[list[int]]:
+    (block,) = rb.resd.read_resd(path)
+    return block.samples.tolist()
+
+
+@pytest.mark.parametrize(
+    ("sensor", "read", "fed_content", "command"),
+    [
+        # a samples file, one sample per register read, in the ADXL345's 4 mg/LSB
+        ("adxl345", _read_feed_file, "0 0 1024\n512 0 1024\n", "FeedSample {path}"),
+        # RESD in µg, shifted so its first sample is the fake's current virtual time (2.5 ms)
+        (
+            "lsm6dso",
+            _read_resd_samples,
+            [[0, 0, 1_000_000], [500_000, 0, 1_000_000]],
+            "FeedAccelerationSamplesFromRESD {path} 0 0 -2500000",
+        ),
+    ],
+)
+def test_backend_plays_a_stimulus_into_the_accelerometer(
+    tmp_path: Path,
+    fake_renode: Path,
+    sensor: str,
+    read: Callable[[Path], object],
+    fed_content: object,
+    command: str,
+) -> None:
     stimulus = tmp_path / "wave.csv"
     stimulus.write_text("t_s,accel_x_g,accel_y_g,accel_z_g\n0,0,0,1\n0.02,0.5,0,1\n")
-    backend = _backend(tmp_path, extra='accelerometer = "sysbus.i2c1.lsm6dso"')
+    backend = _backend(tmp_path, extra=f'accelerometer = "sysbus.i2c1.{sensor}"')
     try:
         backend.start()
-        fed = backend.feed_accelerometer(load_stimulus(stimulus))
+        playback = backend.play_into_sensor(load_stimulus(stimulus))
+        played = playback.played()  # the fake's virtual time stands still
     finally:
         backend.stop()
-    (block,) = rb.resd.read_resd(fed)
-    assert block.samples.tolist() == [[0, 0, 1_000_000], [500_000, 0, 1_000_000]]
-    command = f"cmd sysbus.i2c1.lsm6dso FeedAccelerationSamplesFromRESD {rb.resd.monitor_path(fed)} 0 0 -2500000"
-    assert command in _recorded(fake_renode)  # the fake's virtual time was 2.5 ms
+    assert read(playback.path) == fed_content
+    assert f"cmd sysbus.i2c1.{sensor} " + command.format(path=rb.resd.monitor_path(playback.path)) in _recorded(
+        fake_renode
+    )
+    assert not played
+
+
+def test_backend_without_an_accelerometer_cannot_play_into_one(tmp_path: Path, fake_renode: Path) -> None:
+    del fake_renode
+    stimulus = tmp_path / "still.csv"
+    stimulus.write_text("t_s,accel_x_g,accel_y_g,accel_z_g\n0,0,0,1\n0.02,0,0,1\n")
+    backend = _backend(tmp_path)
+    try:
+        backend.start()
+        with pytest.raises(SensorUnavailable, match="no emulated accelerometer"):
+            backend.play_into_sensor(load_stimulus(stimulus))
+    finally:
+        backend.stop()
 
 
 def test_script_error_fails_start_with_renodes_words_and_the_log(tmp_path: Path, fake_renode: Path) -> None:

@@ -66,3 +66,10 @@ def test_samples_are_float32_in_physical_units(tmp_path: Path) -> None:
     s = load_stimulus(_write(tmp_path, "t_s,a_g\n0,0.5\n0.02,-1.25\n"))
     assert s.samples.dtype == np.float32
     assert s.samples[:, 0].tolist() == [0.5, -1.25]
+
+
+def test_time_of_a_sample_follows_the_recording_then_its_rate(tmp_path: Path) -> None:
+    path = tmp_path / "three.csv"
+    path.write_text("t_s,accel_x_g\n10.0,0\n10.5,0\n11.0,0\n")
+    stimulus = load_stimulus(path)
+    assert [stimulus.time_of(n) for n in (1, 2, 3, 4, 6)] == [0.0, 0.5, 1.0, 1.5, 2.5]
