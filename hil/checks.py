@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil.backends import EmulatorCost
 from hil.device import Device
 from hil.errors import CheckFailed, ConfigError
 from hil.models import Metric, ModelZoo, confusion_matrix, predictions, score
@@ -83,6 +84,33 @@ class LatencyStats:
 
     def as_dict(self) -> dict[str, float]:
         return {"count": self.count, "median": self.median_us, "p95": self.p95_us, "max": self.max_us}
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatedCostStats:
+    """Medians of what inferences cost inside an emulator, beside the device's own latency."""
+
+    count: int
+    instructions: float
+    virtual_us: float
+    device_us: float
+
+    @classmethod
+    def of(cls, costs: Sequence[EmulatorCost], device: LatencyStats) -> EmulatedCostStats:
+        return cls(
+            len(costs),
+            float(np.median([c.instructions for c in costs])),
+            float(np.median([c.virtual_time_s for c in costs])) * 1e6,
+            device.median_us,
+        )
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "count": self.count,
+            "instructions_median": self.instructions,
+            "virtual_us_median": round(self.virtual_us, 1),
+            "device_us_median": round(self.device_us, 1),
+        }
 
 
 def check_latency(model: str, stats: LatencyStats, limit_us: float, statistic: str = "p95") -> None:

@@ -31,6 +31,11 @@ BACKEND_NAMES = ("reference", "renode", "qemu", "native", "board")
 _COMMON_KEYS = {"backend", "description", "timeout_s", "boot_timeout_s", "zephyr_board"}
 
 
+def truthy(value: object) -> bool:
+    """1/true/yes/on (any case) as True; anything else False."""
+    return str(value).strip().lower() in {"1", "true", "yes", "on"}
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """A resource record: which backend drives the device and where its pieces are."""
@@ -56,6 +61,10 @@ class Target:
 
     def option(self, key: str, default: Any = None) -> Any:
         return self.options.get(key, default)
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        """A yes/no option: TOML booleans, or 1/true/yes/on (e.g. from an environment variable)."""
+        return truthy(self.options.get(key, default))
 
     @classmethod
     def from_table(cls, name: str, table: dict[str, Any]) -> Target:

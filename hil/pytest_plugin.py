@@ -96,6 +96,9 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
     report = yield
+    failed_on_device = _uses_dut(item) and report.failed and report.when == "call"
+    if failed_on_device and (snapshot := _session(item.config).snapshot_after_failure(item.nodeid)):
+        report.sections.append(("emulator snapshot", f"emulation saved as the test failed: {snapshot}"))
     if _uses_dut(item) and (report.when == "call" or report.outcome != "passed"):
         message = (
             str(report.longrepr.reprcrash.message) if report.failed and hasattr(report.longrepr, "reprcrash") else ""

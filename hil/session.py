@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import time
 from pathlib import Path
 from typing import Literal
@@ -43,6 +44,7 @@ class HilSession:
         self.zoo = ModelZoo(self.config.models_dir)
         self.recorder = MetricsRecorder(self.out_dir, framework, self.target.name)
         self._device: Device | None = None
+        self.last_emulated_cost: checks.EmulatedCostStats | None = None  # of the last latency check
 
     @property
     def artifacts_dir(self) -> Path:
@@ -66,6 +68,24 @@ class HilSession:
     @property
     def device_if_open(self) -> Device | None:
         return self._device
+
+    def snapshot_after_failure(self, test: str) -> Path | None:
+        """Save the emulated machine as the failed ``test`` left it (Renode ``Save``), for a post-mortem.
+
+        Only where the backend can; target option ``snapshot_on_failure = false`` turns it off.
+        """
+        device = self._device
+        if device is None or device.lost_reason() or not self.target.flag("snapshot_on_failure", True):
+            return None
+        name = re.sub(r"[^\w.-]+", "_", test).strip("_")[:100] or "test"
+        try:
+            path = device.backend.save_snapshot(self.artifacts_dir / "snapshots" / f"{name}.save")
+        except HilError as err:
+            log.warning("no snapshot after %s failed: %s", test, err)
+            return None
+        if path is not None:
+            self.recorder.note("snapshot", str(path))
+        return path
 
     def close(self) -> None:
         device, self._device = self._device, None
@@ -106,8 +126,15 @@ class HilSession:
             raise ConfigError(f"{model} has no latency budget for {self.target.name}: give a limit")
         golden = self.zoo.golden(model)
         device = self.device()
-        stats = checks.LatencyStats.of([device.infer(model, golden.inputs[i % len(golden)]) for i in range(inferences)])
+        measured = [
+            device.backend.cost_of(lambda i=i: device.infer(model, golden.inputs[i % len(golden)]))
+            for i in range(inferences)
+        ]
+        stats = checks.LatencyStats.of([result for result, _ in measured])
         self.recorder.model_fact(model, "latency_limit_us", limit_us)
+        if costs := [cost for _, cost in measured if cost is not None]:
+            self.last_emulated_cost = checks.EmulatedCostStats.of(costs, stats)
+            self.recorder.model_fact(model, "emulated_cost", self.last_emulated_cost.as_dict())
         checks.check_latency(model, stats, limit_us, statistic)
         return stats
 

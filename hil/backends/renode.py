@@ -44,7 +44,7 @@ from typing import IO, TypeVar
 from hil import resd
 from hil.backends import Backend, EmulatorCost, SensorPlayback, firmware_image, free_tcp_port, missing_firmware
 from hil.backends._process import ChildProcess, end_process
-from hil.config import HilConfig, Target
+from hil.config import HilConfig, Target, truthy
 from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError, SensorUnavailable
 from hil.stimuli import Stimulus
 from hil.tools import RENODE_MIN_VERSION
@@ -754,10 +754,6 @@ def _distinct_ports(count: int) -> list[int]:
     return ports
 
 
-def _truthy(value: object) -> bool:
-    return str(value).strip().lower() in {"1", "true", "yes", "on"}
-
-
 class RenodeBackend(Backend):
     """One Renode process per device; see the module docstring for the sequence."""
 
@@ -801,7 +797,7 @@ class RenodeBackend(Backend):
         return f"http://127.0.0.1:{self._robot_port}/" if self._robot_port else None
 
     def _wants_robot_server(self) -> bool:
-        return _truthy(self.target.option("robot_server", False)) or _truthy(os.environ.get("HIL_RENODE_ROBOT", ""))
+        return self.target.flag("robot_server") or truthy(os.environ.get("HIL_RENODE_ROBOT", ""))
 
     def start(self) -> str:
         install = find_renode()
@@ -884,6 +880,7 @@ class RenodeBackend(Backend):
             facts["renode_script"] = str(self._script_path)
         if self.robot_server_url:
             facts["renode_robot_server"] = self.robot_server_url
+            facts["renode_machine"] = self.target.board_id  # the name build_script gives the machine
         return facts
 
     # the monitor ------------------------------------------------------------------------------------

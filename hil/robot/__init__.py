@@ -94,6 +94,8 @@ class HilLibrary:
 
     def end_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
         if self._session:
+            if result.status == "FAIL" and (snapshot := self._session.snapshot_after_failure(result.longname)):
+                logger.console(f"  emulation saved as {result.name} failed it: {snapshot}")
             self._session.recorder.end_test(result.status, result.message)
 
     # --- session ------------------------------------------------------------------------------
@@ -117,11 +119,36 @@ class HilLibrary:
         target = target or _variable("HIL_TARGET")
         out_dir = _variable("HIL_RESULTS") or _variable("OUTPUT DIR")
         self._session = HilSession("robot", target, config, Path(out_dir) if out_dir else None)
-        info = self._session.device().info
+        device = self._session.device()
+        info = device.info
         logger.info(
             f"{self._session.target.name}: firmware {info.firmware_version}, board {info.board}, {info.runtime}"
         )
+        facts = device.backend.facts()
+        if url := facts.get("renode_robot_server"):
+            BuiltIn().set_suite_variable("${RENODE_ROBOT_SERVER}", url)
+            BuiltIn().set_suite_variable("${RENODE_MACHINE}", facts["renode_machine"])
         return info
+
+    @hil_keyword
+    def import_renode_keywords(self, alias: str = "Renode") -> None:
+        """Make Renode's own keywords (``Renode.Execute Command``, ...) usable in this suite.
+
+        Imports Robot's ``Remote`` library on the robot server of the Renode running this device
+        (``${RENODE_ROBOT_SERVER}``, set by `Open Device`). Needs a Renode target started with
+        ``robot_server = true`` (or ``$HIL_RENODE_ROBOT=1``); elsewhere the test is skipped.
+        Keywords that reset or end the emulation would pull the device away: don't use them.
+        """
+        facts = self.session.device().backend.facts()
+        url = facts.get("renode_robot_server")
+        if not url:
+            raise BackendUnavailable(
+                f"{self.session.target.name} has no Renode robot server: Renode's keywords need a Renode target "
+                "with robot_server = true in hil.toml (or HIL_RENODE_ROBOT=1)"
+            )
+        BuiltIn().import_library("Remote", url, "AS", alias)
+        # The robot server has its own monitor, with no machine selected: select ours.
+        BuiltIn().run_keyword(f"{alias}.Execute Command", f'mach set "{facts["renode_machine"]}"')
 
     @hil_keyword
     def close_device(self) -> None:
@@ -243,7 +270,15 @@ class HilLibrary:
 
         The limit defaults to the model's latency budget for this target in its manifest.
         """
-        stats = self.session.check_latency(model, limit_us, inferences, statistic)
+        self.session.last_emulated_cost = None
+        try:
+            stats = self.session.check_latency(model, limit_us, inferences, statistic)
+        finally:
+            if cost := self.session.last_emulated_cost:
+                logger.info(
+                    f"{model} in the emulator: median {cost.instructions:,.0f} instructions and "
+                    f"{cost.virtual_us:.1f} µs of virtual time per inference (device ticks: {cost.device_us:.1f} µs)"
+                )
         logger.info(
             f"{model}: latency median {stats.median_us:.1f} µs, p95 {stats.p95_us:.1f} µs, max {stats.max_us:.1f} µs"
         )

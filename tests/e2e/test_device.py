@@ -106,3 +106,24 @@ def test_sensor_stream_where_no_sensor_can_be_fed_is_unavailable(tmp_path: Path)
         backend.play_into_sensor(load_stimulus(GESTURE_STIMULI / "idle_only.csv"))
     assert backend.cost_of(lambda: 42) == (42, None)
     assert backend.save_snapshot(tmp_path / "x.save") is None
+
+
+def test_failed_test_snapshots_the_machine_where_the_backend_can(
+    session: HilSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    device = session.device()
+    assert session.snapshot_after_failure("suite.Sine Fails") is None  # the twin cannot snapshot
+
+    def save_snapshot(path: Path) -> Path:  # test double for an emulator's Save
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("machine state")
+        return path
+
+    monkeypatch.setattr(device.backend, "save_snapshot", save_snapshot)
+    session.recorder.start_test("suite", "Sine Fails")
+    saved = session.snapshot_after_failure("suite.Sine Fails: with/odd chars")
+    session.recorder.end_test("FAIL", "broken")
+    assert saved == session.artifacts_dir / "snapshots" / "suite.Sine_Fails_with_odd_chars.save"
+    assert saved.read_text() == "machine state"
+    records = session.recorder.path.read_text()
+    assert str(saved) in records

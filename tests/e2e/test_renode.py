@@ -8,6 +8,7 @@ firmware ELF is missing: these tests never pass without running the firmware in 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from hil.device import Device
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("renode:nrf52840dk", "renode:stm32f4_disco")
 RUN_TIMEOUT_S = 3600
+SUITES = ROOT / "tests" / "e2e" / "hil_suites"
 
 
 def _require(target_name: str) -> None:
@@ -56,6 +58,38 @@ def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
     artifacts = tmp_path / "artifacts" / target.replace(":", "-")
     assert (artifacts / "renode.log").is_file()
     assert (artifacts / f"renode-{target.replace(':', '-')}.resc").is_file()
+    # The gesture recordings went through the emulated accelerometer too, in both frameworks.
+    sensor_tests = [t for t in metrics["tests"] if "sensor" in t["test"] or "Accelerometer" in t["test"]]
+    assert len(sensor_tests) == 4
+    assert all(t["status"] == "PASS" for t in sensor_tests), sensor_tests
+    assert list(artifacts.glob("stimulus-sequence-*.data")) or list(artifacts.glob("stimulus-sequence-*.resd"))
+    # Latency checks counted instructions and virtual time per inference.
+    costs = [m["emulated_cost"] for t in metrics["tests"] for m in t["models"].values() if "emulated_cost" in m]
+    assert costs
+    assert all(c["instructions_median"] > 0 for c in costs)
+
+
+@pytest.mark.slow
+def test_renode_keywords_act_on_the_machine_our_keywords_drive(tmp_path: Path) -> None:
+    target = TARGETS[0]
+    _require(target)
+    result = _robot(SUITES / "renode_keywords.robot", target, tmp_path, HIL_RENODE_ROBOT="1")
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "2 tests, 2 passed, 0 failed" in result.stdout
+
+
+def test_renode_keywords_are_skipped_with_the_reason_elsewhere(tmp_path: Path) -> None:
+    result = _robot(SUITES / "renode_keywords.robot", "reference", tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "2 tests, 0 passed, 0 failed, 2 skipped" in result.stdout
+    assert "reference has no Renode robot server" in result.stdout
+
+
+def _robot(suite: Path, target: str, out: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "robot", "--outputdir", str(out), "--variable", f"HIL_TARGET:{target}", str(suite)]
+    return subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, env=os.environ | env
+    )
 
 
 @pytest.mark.slow

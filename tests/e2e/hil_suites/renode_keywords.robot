@@ -1,0 +1,22 @@
+*** Settings ***
+Documentation     Renode's own keywords next to ours, acting on the same emulated machine.
+...               Runs on a Renode target started with its robot server (robot_server = true
+...               or HIL_RENODE_ROBOT=1); on any other target the tests are skipped with the reason.
+Library           hil.robot.HilLibrary
+Suite Setup       Open Device
+Suite Teardown    Close Device
+
+
+*** Test Cases ***
+The CPU Executes Instructions While The Device Infers
+    Import Renode Keywords
+    ${before}=    Renode.Execute Command    sysbus.cpu ExecutedInstructions
+    Output Should Match Golden    sine
+    ${after}=    Renode.Execute Command    sysbus.cpu ExecutedInstructions
+    Should Be True    int($after.split()[0], 0) > int($before.split()[0], 0)
+
+Renode Sees The Machine Our Keywords Drive
+    Import Renode Keywords
+    ${machines}=    Renode.Execute Command    mach
+    Should Contain    ${machines}    ${RENODE_MACHINE}
+    Device Should Serve Model    sine
