@@ -13,7 +13,6 @@ from pathlib import Path
 VERSION_TIMEOUT_S = 20.0
 RENODE_MIN_VERSION = (1, 14, 0)
 INSTALL_HINTS = {
-    "renode": "install Renode >= 1.14 (github.com/renode/renode/releases), then set $RENODE or put renode on PATH",
     "qemu-system-arm": "install it: apt install qemu-system-arm",
     "arm-none-eabi-gcc": "install it: apt install gcc-arm-none-eabi picolibc-arm-none-eabi",
     "west": "install it: pip install 'tinyml-hil[build]' (or pip install west)",
@@ -25,7 +24,7 @@ class Tool:
     name: str
     path: Path | None
     version: str | None = None
-    problem: str | None = None  # why it cannot be used, if found but unusable
+    problem: str | None = None  # why it cannot be used (with path None: why it was not found)
 
     @property
     def usable(self) -> bool:
@@ -33,7 +32,8 @@ class Tool:
 
     def why_not(self) -> str:
         if self.path is None:
-            return f"{self.name} not found: {INSTALL_HINTS.get(self.name, 'install it and put it on PATH')}"
+            hint = INSTALL_HINTS.get(self.name, "install it and put it on PATH")
+            return self.problem or f"{self.name} not found: {hint}"
         return f"{self.name} at {self.path} is unusable: {self.problem}"
 
 
@@ -58,17 +58,13 @@ def find_on_path(name: str, env_var: str | None = None) -> Path | None:
 
 
 def renode() -> Tool:
-    """Renode from ``$RENODE`` (the executable or its folder) or PATH, at least 1.14."""
-    path = find_on_path("renode", "RENODE")
-    if path is None:
-        return Tool("renode", None)
-    version = _version([str(path), "--version"])
-    if version is None:
-        return Tool("renode", path, None, "`renode --version` printed no version")
-    numbers = tuple(int(x) for x in version.split("."))
-    if numbers < RENODE_MIN_VERSION:
-        return Tool("renode", path, version, f"version {version} is older than 1.14.0")
-    return Tool("renode", path, version)
+    """Renode as its backend finds it (``$RENODE``, PATH, or renode-run's install), at least 1.14."""
+    from hil.backends.renode import find_renode  # the backend owns the search; it imports this module
+
+    found = find_renode()
+    if found.path is None:
+        return Tool("renode", None, problem=found.why_not())
+    return Tool("renode", found.path, found.version, found.problem)
 
 
 def simple(name: str, version_flag: str = "--version") -> Tool:
