@@ -947,8 +947,12 @@ class RenodeBackend(Backend):
         sensor = accelerometer(self.target)
         if sensor is None:
             raise SensorUnavailable(
-                f"target {self.target.name} has no emulated accelerometer: set accelerometer "
-                "(e.g. sysbus.i2c1.adxl345) in hil.toml, with the firmware built for a sensor at that address"
+                f"target {self.target.name} has no emulated accelerometer: "
+                + str(
+                    self.target.option("sensor_unavailable")
+                    or "set accelerometer (e.g. sysbus.i2c1.adxl345) in hil.toml, with the firmware built for a "
+                    "sensor at that address"
+                )
             )
         stem = f"stimulus-{stimulus.path.stem}-{sensor.name}"
         now_s = self.counters().virtual_time_s
@@ -964,13 +968,18 @@ class RenodeBackend(Backend):
 # The last window's inference and its event frame must fit in this much virtual time after the
 # recording's last sample (gesture on a 64 MHz M4: ~10 ms).
 PLAYBACK_TAIL_S = 0.5
+PLAYBACK_RATE_MARGIN = 1.05
 
 
 class _VirtualTimePlayback(SensorPlayback):
     def __init__(self, path: Path, stimulus: Stimulus, backend: RenodeBackend, fed_at_s: float) -> None:
         super().__init__(path, stimulus)
         self._backend = backend
-        self._until_s = fed_at_s + stimulus.duration_s + 1 / stimulus.sample_rate_hz + PLAYBACK_TAIL_S
+        # Timer ticks round the firmware's sample period up (20 ms is 656 ticks of 32768 Hz on nRF):
+        # allow a few percent more than the recording.
+        self._until_s = (
+            fed_at_s + stimulus.duration_s * PLAYBACK_RATE_MARGIN + 1 / stimulus.sample_rate_hz + PLAYBACK_TAIL_S
+        )
 
     def played(self) -> bool:
         return self._backend.counters().virtual_time_s >= self._until_s

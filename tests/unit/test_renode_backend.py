@@ -12,6 +12,7 @@ Two test doubles stand in for Renode, both defined here:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -21,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import MappingProxyType
 
 import pytest
 
 from hil.backends import renode as rb
-from hil.config import HilConfig, load_config
+from hil.config import HilConfig, Target, load_config
 from hil.errors import ConfigError, DeviceLost, DeviceTimeout, SensorUnavailable
 from hil.stimuli import load_stimulus
 
@@ -352,9 +354,16 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
 
 
-def test_stm32f4_disco_gets_i2c1_and_an_adxl345_on_renode_1_14(catalog: HilConfig) -> None:
+def _stm32f4_disco_with_an_adxl345(catalog: HilConfig) -> Target:
+    target = catalog.target("renode:stm32f4_disco")
+    return dataclasses.replace(
+        target, options=MappingProxyType(dict(target.options) | {"accelerometer": "sysbus.i2c1.adxl345"})
+    )
+
+
+def test_an_stm32f4_sensor_gets_i2c1_added_on_renode_1_14(catalog: HilConfig) -> None:
     script = rb.build_script(
-        catalog.target("renode:stm32f4_disco"),
+        _stm32f4_disco_with_an_adxl345(catalog),
         catalog,
         firmware=Path("/fw.elf"),
         console_port=1,
@@ -369,9 +378,9 @@ def test_stm32f4_disco_gets_i2c1_and_an_adxl345_on_renode_1_14(catalog: HilConfi
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
 
 
-def test_stm32f4_disco_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) -> None:
+def test_an_stm32f4_sensor_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) -> None:
     script = rb.build_script(
-        catalog.target("renode:stm32f4_disco"),
+        _stm32f4_disco_with_an_adxl345(catalog),
         catalog,
         firmware=Path("/fw.elf"),
         console_port=1,
@@ -381,11 +390,23 @@ def test_stm32f4_disco_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) 
     assert 'machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"' in script.commands
 
 
+def test_built_in_stm32f4_disco_has_no_sensor_and_says_why(catalog: HilConfig) -> None:
+    script = rb.build_script(catalog.target("renode:stm32f4_disco"), catalog, firmware=Path("/f"), console_port=1)
+    assert not any("i2c1" in c for c in script.commands)
+    assert "STM32F4 I2C" in catalog.target("renode:stm32f4_disco").option("sensor_unavailable")
+
+
 @pytest.mark.parametrize("name", RENODE_TARGETS)
 def test_built_in_targets_get_no_dwt(catalog: HilConfig, name: str) -> None:
     # Renode's DWT advances only as finely as virtual time; the firmware's SysTick fallback is finer.
     script = rb.build_script(catalog.target(name), catalog, firmware=Path("/f"), console_port=1)
     assert not any("DWT" in command for command in script.commands)
+
+
+def test_nrf52840dk_gets_an_adxl345_at_0x53_on_twi0_fed_one_sample_per_fetch(catalog: HilConfig) -> None:
+    script = rb.build_script(catalog.target("renode:nrf52840dk"), catalog, firmware=Path("/f"), console_port=1)
+    sensor = script.commands.index('machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ twi0 0x53"')
+    assert script.commands[sensor + 1] == "sysbus.twi0.adxl345 MaxFifoDepth 1"
 
 
 def test_nano_33_ble_gets_an_lsm9ds1_on_twi1(catalog: HilConfig) -> None:
