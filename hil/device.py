@@ -256,8 +256,13 @@ class Device:
 
     def reset(self) -> DeviceInfo:
         """Reboot the device through the protocol and wait until it answers again."""
+        return self.reboot(lambda: self._request(p.MsgType.RESET, reboot_ok=True))
+
+    def reboot(self, how: Callable[[], object]) -> DeviceInfo:
+        """Reboot the device with ``how`` (a RESET request, an emulator's machine reset, ...),
+        then wait for its ready line and handshake again."""
         since = self.link.lines_seen
-        self._request(p.MsgType.RESET, reboot_ok=True)
+        how()
         self.link.expect_line(p.READY_LINE, self.target.boot_timeout_s, since=since)
         return self._handshake()
 

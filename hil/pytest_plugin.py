@@ -79,7 +79,9 @@ def _uses_dut(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if _uses_dut(item):
-        _session(item.config).recorder.start_test(item.module.__name__ if hasattr(item, "module") else "", item.name)
+        session = _session(item.config)
+        session.recorder.start_test(item.module.__name__ if hasattr(item, "module") else "", item.name)
+        session.begin_test()
 
 
 @pytest.hookimpl(wrapper=True)

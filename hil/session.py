@@ -65,6 +65,18 @@ class HilSession:
             self.recorder.device_opened(info, self._device.backend.facts())
         return self._device
 
+    def begin_test(self) -> None:
+        """Give the next test a freshly reset machine where the backend can reset one (Renode).
+
+        The first test gets the device as it booted; a device lost since is restarted by the
+        next ``device()`` call instead.
+        """
+        device = self._device
+        if device is None or device.lost_reason():
+            return
+        if reset := device.backend.machine_reset():
+            device.reboot(reset)
+
     @property
     def device_if_open(self) -> Device | None:
         return self._device

@@ -104,6 +104,11 @@ class Backend(ABC):
         """Run ``action``; also return its emulated cost where the backend can count it (else None)."""
         return action(), None
 
+    def machine_reset(self) -> Callable[[], object] | None:
+        """How to reset the whole machine between tests (peripherals, emulated sensors and all);
+        None where the backend has no such reset or the target turned it off."""
+        return None
+
     def save_snapshot(self, path: Path) -> Path | None:
         """Save the whole emulated machine to ``path`` for a post-mortem; None if the backend cannot."""
         del path

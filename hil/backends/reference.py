@@ -1,7 +1,8 @@
 """The reference backend: runs ``hil.twin`` as a child process and connects to its pty.
 
 The twin's emulated accelerometer is a file in the artifacts folder: :meth:`play_into_sensor`
-leaves a recording there and the twin takes it at the next sensor-source ``STREAM_START``.
+leaves a recording there and the twin takes it at the next sensor-source ``STREAM_START``
+(target option ``accelerometer = false``: a twin without one).
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ class ReferenceBackend(Backend):
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
         argv = [sys.executable, "-m", "hil.twin", "--models", str(self.config.models_dir), "--board", self.target.name]
-        argv += ["--sensor-file", str(self.sensor_file)]
-        self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
+        if self._has_accelerometer:
+            argv += ["--sensor-file", str(self.sensor_file)]
+            self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
         argv += [arg for model in self.target.option("models", []) for arg in ("--model", model)]
         self._twin = ChildProcess("reference twin", argv, self.artifacts_dir / "twin.log", stdout=subprocess.PIPE)
         line = self._first_line(self.target.boot_timeout_s)
@@ -78,7 +80,14 @@ class ReferenceBackend(Backend):
     def sensor_file(self) -> Path:
         return self.artifacts_dir / "twin-accelerometer.f32"
 
+    @property
+    def _has_accelerometer(self) -> bool:
+        """Target option ``accelerometer = false`` plays a device without one."""
+        return self.target.flag("accelerometer", True)
+
     def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
+        if not self._has_accelerometer:
+            return super().play_into_sensor(stimulus)
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         partial = self.sensor_file.with_suffix(".partial")
         np.asarray(stimulus.samples, dtype="<f4").tofile(partial)

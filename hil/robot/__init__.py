@@ -91,6 +91,10 @@ class HilLibrary:
     def start_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
         if self._session:
             self._session.recorder.start_test(result.parent.longname, result.name)
+            try:
+                self._session.begin_test()
+            except HilError as err:  # the test's first keyword restarts the device and reports it
+                logger.warn(f"could not reset {self._session.target.name} before the test: {err}")
 
     def end_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
         if self._session:

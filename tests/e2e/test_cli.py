@@ -54,6 +54,31 @@ def test_full_run_on_reference_writes_every_report(tmp_path: Path) -> None:
     golden = [t for t in metrics["tests"] if "golden" in t["models"].get("sine", {})]
     assert golden
     assert all(t["models"]["sine"]["golden"]["mismatched"] == 0 for t in golden)
+    sensor = [t for t in metrics["tests"] if "sensor" in t["test"] or "Accelerometer" in t["test"]]
+    assert [t["status"] for t in sensor] == ["PASS"] * 4  # the twin's emulated accelerometer
+
+
+def test_sensor_tests_skip_with_the_reason_on_a_device_without_a_sensor(tmp_path: Path) -> None:
+    config = tmp_path / "hil.toml"
+    config.write_text(
+        f'models_dir = "{ROOT / "models"}"\n'
+        '[targets."reference:no-sensor"]\nbackend = "reference"\naccelerometer = false\n'
+        'models = ["gesture"]\n'
+    )
+    result = hil(
+        "--config", str(config), "run", "--target", "reference:no-sensor", "--out", str(tmp_path / "out"),
+        "--robot-suites", "robot_tests/model_zoo.robot", "--pytest-suites", "tests/hil/test_models.py",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:]
+    tests = json.loads((tmp_path / "out" / "metrics.json").read_text())["tests"]
+    sensor = [t for t in tests if "sensor" in t["test"] or "Accelerometer" in t["test"]]
+    assert len(sensor) == 4
+    for test in sensor:
+        assert test["status"] == "SKIP"
+        assert "reference:no-sensor has no emulated sensor" in test["message"]
+    over_the_wire = [t for t in tests if "protocol" in t["test"] or "Time Window" in t["test"]]
+    assert over_the_wire
+    assert all(t["status"] == "PASS" for t in over_the_wire)
 
 
 def test_killed_twin_fails_one_test_clearly_and_the_rest_still_run(tmp_path: Path) -> None:

@@ -51,9 +51,11 @@ class ScriptedRenodeMonitor:
         prompt: str = "monitor",
         silent: tuple[str, ...] = (),
         hang_up_on: tuple[str, ...] = (),
+        foreign: dict[str, str] | None = None,
         port: int = 0,
     ) -> None:
         self.replies = replies or {}
+        self.foreign = foreign or {}  # output of another monitor (Renode's robot server) before the echo
         self.negotiation, self.swallow, self.prompt = negotiation, swallow, prompt
         self.silent, self.hang_up_on = silent, hang_up_on
         self.swallowed = b""
@@ -96,6 +98,7 @@ class ScriptedRenodeMonitor:
 
     def _answer(self, conn: socket.socket, line: str) -> bool:
         self.received.append(line)
+        conn.sendall(self.foreign.get(line, "").encode())
         conn.sendall(line.encode() + b"\n\r")  # echo, as the shell does
         if line in self.hang_up_on:
             return False
@@ -137,6 +140,15 @@ def test_monitor_answers_renode_1_14_negotiation_with_exactly_nine_bytes(monitor
         assert client.execute("version") == "Renode, version 1.14.0.25149"
     assert double.swallowed == OUR_1_14_ANSWER
     assert double.received == ["version"], "the first command must not be eaten by the negotiation"
+
+
+def test_monitor_ignores_what_another_monitor_printed_before_our_command(monitor_double) -> None:
+    # Renode's robot server runs its commands in a monitor of its own, whose output reaches ours too.
+    double = monitor_double(
+        {"Save @x": ""}, foreign={"Save @x": "0x1CF9BE\n\rBad parameters for command mach\n\rmach\n\r"}
+    )
+    with _client(double) as client:
+        assert client.execute("Save @x") == ""
 
 
 def test_monitor_banner_holds_the_renode_version(monitor_double) -> None:
@@ -617,7 +629,7 @@ while True:
                 continue
             send("quit\nRenode is quitting\n")
             sys.exit(0)
-        elif line not in ("start", "pause") and " Feed" not in line:
+        elif line not in ("start", "pause", "machine Reset") and " Feed" not in line:
             out = "No such command or device: " + line.split()[0]
         send(line + "\n" + (out + "\n" if out else "") + "(%s) " % prompt)
 """
@@ -849,3 +861,19 @@ def test_start_without_renode_is_backend_unavailable(tmp_path: Path, monkeypatch
     monkeypatch.setenv("RENODE", str(tmp_path / "nope"))
     with pytest.raises(rb.BackendUnavailable, match="renode not found"):
         _backend(tmp_path).start()
+
+
+def test_machine_reset_between_tests_is_renodes_machine_reset(tmp_path: Path, fake_renode: Path) -> None:
+    backend = _backend(tmp_path)
+    try:
+        backend.start()
+        reset = backend.machine_reset()
+        assert reset is not None
+        reset()
+    finally:
+        backend.stop()
+    assert "cmd machine Reset" in _recorded(fake_renode)
+
+
+def test_machine_reset_between_tests_can_be_turned_off(tmp_path: Path) -> None:
+    assert _backend(tmp_path, extra="reset_between_tests = false").machine_reset() is None

@@ -7,6 +7,10 @@ Suite Setup       Open Device
 Suite Teardown    Close Device
 
 
+*** Variables ***
+${CONSOLE}        sysbus.uart0    # the target's console UART (nRF52840); sysbus.usart2 on stm32f4_disco
+
+
 *** Test Cases ***
 The CPU Executes Instructions While The Device Infers
     Import Renode Keywords
@@ -15,8 +19,9 @@ The CPU Executes Instructions While The Device Infers
     ${after}=    Renode.Execute Command    sysbus.cpu ExecutedInstructions
     Should Be True    int($after.split()[0], 0) > int($before.split()[0], 0)
 
-Renode Sees The Machine Our Keywords Drive
+Renode Hears The Firmware Boot When Our Keyword Resets It
     Import Renode Keywords
-    ${machines}=    Renode.Execute Command    mach
-    Should Contain    ${machines}    ${RENODE_MACHINE}
+    Renode.Create Terminal Tester    ${CONSOLE}    timeout=30    machine=${RENODE_MACHINE}
+    Reset Device
+    Renode.Wait For Line On Uart    HIL READY
     Device Should Serve Model    sine
