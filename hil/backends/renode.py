@@ -215,12 +215,17 @@ class BusDefinition:
 
     repl: str
     missing_before: tuple[int, int, int]  # the first Renode version whose stock platform has it
+    model: str | None = None  # our own peripheral model (hil/backends/renode_models), compiled by Renode
 
+
+RENODE_MODELS = Path(__file__).with_name("renode_models")
 
 _STM32F4_I2C1 = BusDefinition(
-    # Renode 1.14's stm32f4.repl has no I2C; 1.15 added i2c1 (as STM32F1_I2C). Interrupts as in 1.15's repl.
-    "i2c1: I2C.STM32F4_I2C @ sysbus 0x40005400 { EventInterrupt -> nvic@31; ErrorInterrupt -> nvic@32 }",
+    # Renode 1.14's stm32f4.repl has no I2C; 1.15 added i2c1 (as STM32F1_I2C). Renode 1.14's own
+    # STM32F4_I2C cannot carry Zephyr's sensor reads (docs/renode.md): our polled-transfer model can.
+    "i2c1: I2C.Hil_STM32F4_I2C @ sysbus 0x40005400",
     (1, 15, 0),
+    "Hil_STM32F4_I2C.cs",
 )
 KNOWN_BUSES: Mapping[tuple[str, str], BusDefinition] = MappingProxyType(
     {
@@ -337,6 +342,8 @@ def build_script(
         known = KNOWN_BUSES.get((str(target.option("platform")), sensor.bus))
         if not bus_repl and known and renode_version < known.missing_before:
             bus_repl = known.repl
+            if known.model:
+                commands.append(f"include {resd.monitor_path(RENODE_MODELS / known.model)}")
         if bus_repl:
             commands.append(f'machine LoadPlatformDescriptionFromString "{bus_repl}"')
         commands.append(

@@ -12,7 +12,6 @@ Two test doubles stand in for Renode, both defined here:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import subprocess
@@ -22,12 +21,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import MappingProxyType
 
 import pytest
 
 from hil.backends import renode as rb
-from hil.config import HilConfig, Target, load_config
+from hil.config import HilConfig, load_config
 from hil.errors import ConfigError, DeviceLost, DeviceTimeout, SensorUnavailable
 from hil.stimuli import load_stimulus
 
@@ -366,46 +364,35 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
 
 
-def _stm32f4_disco_with_an_adxl345(catalog: HilConfig) -> Target:
-    target = catalog.target("renode:stm32f4_disco")
-    return dataclasses.replace(
-        target, options=MappingProxyType(dict(target.options) | {"accelerometer": "sysbus.i2c1.adxl345"})
-    )
-
-
-def test_an_stm32f4_sensor_gets_i2c1_added_on_renode_1_14(catalog: HilConfig) -> None:
+def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog: HilConfig) -> None:
     script = rb.build_script(
-        _stm32f4_disco_with_an_adxl345(catalog),
+        catalog.target("renode:stm32f4_disco"),
         catalog,
         firmware=Path("/fw.elf"),
         console_port=1,
         renode_version=(1, 14, 0),
     )
+    model = script.commands.index(f"include {rb.resd.monitor_path(rb.RENODE_MODELS / 'Hil_STM32F4_I2C.cs')}")
     bus = script.commands.index(
-        'machine LoadPlatformDescriptionFromString "i2c1: I2C.STM32F4_I2C @ sysbus 0x40005400 '
-        '{ EventInterrupt -> nvic@31; ErrorInterrupt -> nvic@32 }"'
+        'machine LoadPlatformDescriptionFromString "i2c1: I2C.Hil_STM32F4_I2C @ sysbus 0x40005400"'
     )
     sensor = script.commands.index('machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"')
-    assert bus < sensor
+    assert model < bus < sensor
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
+    assert "nvic Frequency 168000000" in script.commands  # Zephyr's SysTick rate, not the repl's 72 MHz
+    assert (rb.RENODE_MODELS / "Hil_STM32F4_I2C.cs").is_file()
 
 
-def test_an_stm32f4_sensor_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) -> None:
+def test_stm32f4_disco_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) -> None:
     script = rb.build_script(
-        _stm32f4_disco_with_an_adxl345(catalog),
+        catalog.target("renode:stm32f4_disco"),
         catalog,
         firmware=Path("/fw.elf"),
         console_port=1,
         renode_version=(1, 15, 0),
     )
-    assert not any("I2C.STM32F4_I2C" in c for c in script.commands)
+    assert not any("I2C." in c or c.startswith("include") for c in script.commands)
     assert 'machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"' in script.commands
-
-
-def test_built_in_stm32f4_disco_has_no_sensor_and_says_why(catalog: HilConfig) -> None:
-    script = rb.build_script(catalog.target("renode:stm32f4_disco"), catalog, firmware=Path("/f"), console_port=1)
-    assert not any("i2c1" in c for c in script.commands)
-    assert "STM32F4 I2C" in catalog.target("renode:stm32f4_disco").option("sensor_unavailable")
 
 
 @pytest.mark.parametrize("name", RENODE_TARGETS)
@@ -779,13 +766,17 @@ def test_backend_without_an_accelerometer_cannot_play_into_one(tmp_path: Path, f
     del fake_renode
     stimulus = tmp_path / "still.csv"
     stimulus.write_text("t_s,accel_x_g,accel_y_g,accel_z_g\n0,0,0,1\n0.02,0,0,1\n")
-    backend = _backend(tmp_path)
-    try:
-        backend.start()
-        with pytest.raises(SensorUnavailable, match="no emulated accelerometer"):
-            backend.play_into_sensor(load_stimulus(stimulus))
-    finally:
-        backend.stop()
+    for folder in ("plain", "said"):
+        (tmp_path / folder).mkdir()
+    plain = _backend(tmp_path / "plain")
+    said_why = _backend(tmp_path / "said", extra='sensor_unavailable = "the bench has no breakout"')
+    for backend, reason in ((plain, "set accelerometer"), (said_why, "the bench has no breakout")):
+        try:
+            backend.start()
+            with pytest.raises(SensorUnavailable, match=f"no emulated accelerometer: {reason}"):
+                backend.play_into_sensor(load_stimulus(stimulus))
+        finally:
+            backend.stop()
 
 
 def test_script_error_fails_start_with_renodes_words_and_the_log(tmp_path: Path, fake_renode: Path) -> None:
