@@ -325,7 +325,8 @@ def build_script(
 
     Target options used: ``platform``, ``console``, ``accelerometer`` (+ ``accelerometer_model``,
     ``accelerometer_address``, ``accelerometer_bus_repl``), ``dwt_frequency_hz``, ``cpu``,
-    ``performance_mips`` and ``renode_commands`` (extra monitor commands run after the sensors are added).
+    ``performance_mips``, ``renode_commands`` (extra monitor commands run after the sensors are added)
+    and ``reset_commands`` (run after each machine reset, in the script's ``reset`` macro).
     """
     console = target.option("console")
     if not console:
@@ -359,10 +360,12 @@ def build_script(
     if mips := target.option("performance_mips"):
         commands.append(f"{target.option('cpu', DEFAULT_CPU)} PerformanceInMips {int(mips)}")
     commands += [str(c) for c in target.option("renode_commands", [])]
+    # Run after every machine reset (Renode resets peripherals to their repl values), e.g. a clock rate.
+    reset_commands = ["sysbus LoadELF $bin", *(str(c) for c in target.option("reset_commands", []))]
     commands += [
         f'emulation CreateServerSocketTerminal {console_port} "{CONSOLE_TERMINAL}" false',
         f"connector Connect {console} {CONSOLE_TERMINAL}",
-        'macro reset\n"""\n    sysbus LoadELF $bin\n"""',
+        "macro reset\n" + '"""\n' + "".join(f"    {c}\n" for c in reset_commands) + '"""',
         "runMacro $reset",
     ]
     header = [

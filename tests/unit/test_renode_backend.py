@@ -358,7 +358,7 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert lines.index(f'mach create "{target.board_id}"') < lines.index(
         'emulation CreateServerSocketTerminal 4567 "hil_console" false'
     )
-    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n"""' in script.text
+    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n' in script.text
     assert lines[-1] == "runMacro $reset"
     assert script.commands[-1] == "runMacro $reset"
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
@@ -379,7 +379,8 @@ def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog
     sensor = script.commands.index('machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"')
     assert model < bus < sensor
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
-    assert "nvic Frequency 168000000" in script.commands  # Zephyr's SysTick rate, not the repl's 72 MHz
+    # Zephyr's SysTick rate, not the repl's 72 MHz, after every machine reset too
+    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n    nvic Frequency 168000000\n"""' in script.commands
     assert (rb.RENODE_MODELS / "Hil_STM32F4_I2C.cs").is_file()
 
 
