@@ -364,14 +364,13 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
 
 
+def _stm32f4_disco_script(catalog: HilConfig, version: tuple[int, int, int]) -> rb.RenodeScript:
+    target = catalog.target("renode:stm32f4_disco")
+    return rb.build_script(target, catalog, firmware=Path("/fw.elf"), console_port=1, renode_version=version)
+
+
 def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog: HilConfig) -> None:
-    script = rb.build_script(
-        catalog.target("renode:stm32f4_disco"),
-        catalog,
-        firmware=Path("/fw.elf"),
-        console_port=1,
-        renode_version=(1, 14, 0),
-    )
+    script = _stm32f4_disco_script(catalog, (1, 14, 0))
     model = script.commands.index(f"include {rb.resd.monitor_path(rb.RENODE_MODELS / 'Hil_STM32F4_I2C.cs')}")
     bus = script.commands.index(
         'machine LoadPlatformDescriptionFromString "i2c1: I2C.Hil_STM32F4_I2C @ sysbus 0x40005400"'
@@ -385,13 +384,7 @@ def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog
 
 
 def test_stm32f4_disco_uses_the_stock_i2c1_from_renode_1_15(catalog: HilConfig) -> None:
-    script = rb.build_script(
-        catalog.target("renode:stm32f4_disco"),
-        catalog,
-        firmware=Path("/fw.elf"),
-        console_port=1,
-        renode_version=(1, 15, 0),
-    )
+    script = _stm32f4_disco_script(catalog, (1, 15, 0))
     assert not any("I2C." in c or c.startswith("include") for c in script.commands)
     assert 'machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"' in script.commands
 
