@@ -132,6 +132,7 @@ class HilSession:
         self, model: str, limit_us: float | None = None, inferences: int = 20, statistic: str = "p95"
     ) -> checks.LatencyStats:
         """Time ``inferences`` golden inputs; fail if the statistic exceeds the limit (default: budget)."""
+        self.last_emulated_cost = None
         if limit_us is None:
             limit_us = self.zoo.manifest(model).budget(self.target.name).latency_us
         if limit_us is None:
@@ -144,8 +145,9 @@ class HilSession:
         ]
         stats = checks.LatencyStats.of([result for result, _ in measured])
         self.recorder.model_fact(model, "latency_limit_us", limit_us)
-        if costs := [cost for _, cost in measured if cost is not None]:
-            self.last_emulated_cost = checks.EmulatedCostStats.of(costs, stats)
+        costs = [cost for _, cost in measured if cost is not None]
+        self.last_emulated_cost = checks.EmulatedCostStats.of(costs, stats) if costs else None
+        if self.last_emulated_cost:
             self.recorder.model_fact(model, "emulated_cost", self.last_emulated_cost.as_dict())
         checks.check_latency(model, stats, limit_us, statistic)
         return stats

@@ -99,7 +99,7 @@ class HilLibrary:
     def end_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
         if self._session:
             if result.status == "FAIL" and (snapshot := self._session.snapshot_after_failure(result.longname)):
-                logger.console(f"  emulation saved as {result.name} failed it: {snapshot}")
+                logger.warn(f"emulation saved as {result.name} failed it: {snapshot}")
             self._session.recorder.end_test(result.status, result.message)
 
     # --- session ------------------------------------------------------------------------------
@@ -274,10 +274,9 @@ class HilLibrary:
 
         The limit defaults to the model's latency budget for this target in its manifest.
         """
-        self.session.last_emulated_cost = None
         try:
             stats = self.session.check_latency(model, limit_us, inferences, statistic)
-        finally:
+        finally:  # the emulator's counts are worth seeing most when the budget was missed
             if cost := self.session.last_emulated_cost:
                 logger.info(
                     f"{model} in the emulator: median {cost.instructions:,.0f} instructions and "
