@@ -51,3 +51,23 @@ class DeviceError(ProtocolError):
 
 class CheckFailed(HilError, AssertionError):
     """An assertion on inference, memory or timing did not hold."""
+
+
+class BoardError(HilError):
+    """A bench board could not be brought up (flash, power, console, boot): the rig failed, not a test.
+
+    ``hil run`` reports such a run with its own exit code and marks its tests as errors.
+    """
+
+    def __init__(self, board: str, message: str, *, runner: str | None = None, tail: str = "") -> None:
+        self.board = board
+        self.runner = runner
+        self.tail = tail
+        detail = f"board {board}" + (f" ({runner})" if runner else "") + f": {message}"
+        if tail:
+            detail += "\n" + tail
+        super().__init__(detail)
+
+
+class BoardBusy(BackendUnavailable):
+    """Every board that could serve the target is held by another run (a lock or a labgrid place)."""
