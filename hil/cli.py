@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -13,16 +14,20 @@ from rich.progress import Progress
 from rich.table import Table
 
 from hil import __version__, tools
-from hil.backends import unavailable_reason
+from hil.backends import BenchRequest, unavailable_reason
 from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable, HilError
+from hil.lab import cli as lab_cli
 from hil.metrics import merge_metrics
 from hil.models import ModelZoo, verify_model
 from hil.runner import SUITES, run_suites, suite_dirs
 
 console = Console() if sys.stdout.isatty() else Console(width=160)  # CI logs are wide
+# Exit codes (docs/bench.md): 0 all passed, 1 a test failed, 2 usage, configuration or a missing
+# tool, 3 a bench board could not be brought up (flash, power, console, boot), 130 interrupted.
 EXIT_FAILED = 1
 EXIT_UNAVAILABLE = 2
+EXIT_BOARD_ERROR = lab_cli.EXIT_BOARD_ERROR
 
 
 def _mark(ok: bool) -> str:
@@ -107,11 +112,21 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         suites = suite_dirs(config)
         suites["robot"] = (args.robot_suites or suites["robot"]).resolve()
         suites["pytest"] = (args.pytest_suites or suites["pytest"]).resolve()
-        summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce)
+        bench = BenchRequest(
+            artifacts_dir=out_dir / "artifacts" / target.board_id,
+            firmware=args.firmware,
+            fixtures=tuple(args.fixture or ()),
+            wait_s=args.wait,
+            ignore_quarantine=args.ignore_quarantine,
+        )
+        summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce, bench=bench)
     except BackendUnavailable as err:
         console.print(f"[red]error:[/red] {err}")
         return EXIT_UNAVAILABLE
     _print_report(out_dir, summary.metrics)
+    if summary.board_error:
+        console.print(f"[red]board error[/red] (no test ran): {summary.board_error}")
+        return EXIT_BOARD_ERROR
     return 0 if summary.ok else EXIT_FAILED
 
 
@@ -226,7 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hil", description="Hardware-in-the-loop tests for TinyML firmware.")
     parser.add_argument("--version", action="version", version=f"tinyml-hil {__version__}")
     parser.add_argument("--config", type=Path, help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
+    parser.add_argument("--lab", type=Path, help="lab file: a twister hardware map (default: [lab] file, ./lab.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
+    lab_cli.register(sub, console)
 
     targets = sub.add_parser("targets", help="list every target with its availability on this machine")
     targets.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -240,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="results directory (default: results/)")
     run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
     run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
+    lab_cli.add_bench_options(run)
     run.set_defaults(func=cmd_run)
 
     build = sub.add_parser("build", help="build the firmware for a target with west (needs a Zephyr workspace)")
@@ -260,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.lab:
+        os.environ["HIL_LAB"] = str(args.lab.resolve())  # the suite processes read the same lab file
     try:
         config = load_config(args.config)
         return args.func(config, args)

@@ -17,6 +17,7 @@ override targets without code::
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -97,11 +98,24 @@ class HilConfig:
     zephyr_base: Path | None = None
     source: Path | None = None
 
+    lab_file: Path | None = None
+    lab_state_dir: Path = field(default_factory=lambda: _default_state_dir())
+    lab_coordinator: str | None = None
+
     def target(self, name: str) -> Target:
-        try:
+        if name in self.targets:
             return self.targets[name]
-        except KeyError:
-            raise ConfigError(f"unknown target {name!r}: known targets are {', '.join(self.targets)}") from None
+        if name.startswith("board:") and len(name) > len("board:"):
+            # Any board the lab file names (board:<id> or board:<platform>): the lab resolves it.
+            return Target(name=name, backend="board", description="a board from the lab file")
+        close = difflib.get_close_matches(name, list(self.targets), n=1)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ConfigError(f"unknown target {name!r}: {hint}known targets are {', '.join(self.targets)}")
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "tinyml-hil" / "lab"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -140,6 +154,30 @@ def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig
         targets=MappingProxyType(targets),
         zephyr_base=where("zephyr_base", "") if user.get("zephyr_base") else None,
         source=path,
+        **_lab_settings(user.get("lab", {}), root, path),
     )
     config.target(default_target)  # fail early on a typo
     return config
+
+
+def _lab_settings(table: Any, root: Path, source: Path | None) -> dict[str, Any]:
+    """``[lab]`` in hil.toml (file, state_dir, coordinator), with $HIL_LAB and $LG_COORDINATOR on top."""
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: lab must be a table: [lab] with file, state_dir, coordinator")
+    unknown = set(table) - {"file", "state_dir", "coordinator"}
+    if unknown:
+        raise ConfigError(f"{source}: [lab] has unknown keys {sorted(unknown)}: use file, state_dir, coordinator")
+    for key, value in table.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{source}: [lab] {key} must be a non-empty string, got {value!r}")
+    settings: dict[str, Any] = {}
+    lab_file = os.environ.get("HIL_LAB") or table.get("file")
+    if lab_file:
+        settings["lab_file"] = (root / lab_file).resolve()
+    elif (root / "lab.yaml").is_file():
+        settings["lab_file"] = (root / "lab.yaml").resolve()
+    if state_dir := os.environ.get("HIL_LAB_STATE") or table.get("state_dir"):
+        settings["lab_state_dir"] = (root / state_dir).resolve()
+    if coordinator := os.environ.get("LG_COORDINATOR") or table.get("coordinator"):
+        settings["lab_coordinator"] = coordinator
+    return settings

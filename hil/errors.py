@@ -69,5 +69,8 @@ class BoardError(HilError):
         super().__init__(detail)
 
 
-class BoardBusy(BackendUnavailable):
-    """Every board that could serve the target is held by another run (a lock or a labgrid place)."""
+class BoardBusy(HilError):
+    """Every board that could serve the target is held by another run (a lock or a labgrid place).
+
+    Not a skip: a run that asked for a board and got none must not pass.
+    """

@@ -23,6 +23,7 @@ except ImportError:  # not POSIX
     PORT_ERRORS = (serial.SerialException, OSError)
 
 CONSOLE_TAIL_LINES = 200
+DEFAULT_BAUD = 115200
 WRITE_TIMEOUT_S = 5.0
 
 
@@ -58,9 +59,29 @@ class Link:
         self.unsolicited: deque[p.Frame] = deque(maxlen=1000)
 
     @classmethod
-    def open(cls, url: str, *, name: str, console_log: Path | None, exit_reason: Callable[[], str | None]) -> Link:
+    def open(
+        cls,
+        url: str,
+        *,
+        name: str,
+        console_log: Path | None,
+        exit_reason: Callable[[], str | None],
+        baudrate: int = DEFAULT_BAUD,
+        dtr_rts: bool = True,
+    ) -> Link:
+        """Open ``url`` (a path or any pyserial URL).
+
+        ``dtr_rts=False`` opens a serial port with DTR and RTS low, for boards whose adapter resets
+        the MCU when they are raised.
+        """
         try:
-            port = serial.serial_for_url(url, baudrate=115200, timeout=p.STALE_FRAME_S, write_timeout=WRITE_TIMEOUT_S)
+            port = serial.serial_for_url(
+                url, baudrate=baudrate, timeout=p.STALE_FRAME_S, write_timeout=WRITE_TIMEOUT_S, do_not_open=True
+            )
+            if not dtr_rts:
+                port.dtr = False  # applied by open() instead of the default raised lines
+                port.rts = False
+            port.open()
         except (serial.SerialException, OSError, ValueError) as err:
             raise DeviceLost(f"cannot open {name} console {url}: {err}") from err
         return cls(port, name=name, console_log=console_log, exit_reason=exit_reason)

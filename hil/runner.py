@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hil.backends import unavailable_reason
+from hil.backends import BOARD_ERROR_ENV, BenchRequest, backend_class, unavailable_reason
 from hil.config import HilConfig, Target
-from hil.errors import BackendUnavailable, ConfigError
+from hil.errors import BackendUnavailable, BoardError, ConfigError
 from hil.metrics import METRICS_DIR, merge_metrics
 
 SUITES = ("robot", "pytest")
@@ -35,10 +35,11 @@ class RunSummary:
     out_dir: Path
     outcomes: tuple[SuiteOutcome, ...]
     metrics: dict[str, Any]
+    board_error: str | None = None  # the rig failed before any test could run
 
     @property
     def ok(self) -> bool:
-        return all(o.exit_code == 0 for o in self.outcomes)
+        return self.board_error is None and all(o.exit_code == 0 for o in self.outcomes)
 
 
 def _argv(framework: str, target: Target, suites: Path, out_dir: Path) -> list[str]:
@@ -72,8 +73,13 @@ def run_suites(
     frameworks: Sequence[str] = SUITES,
     suites: dict[str, Path] | None = None,
     on_start: Any = None,
+    bench: BenchRequest | None = None,
 ) -> RunSummary:
-    """Run each framework's suites in its own process; results land in ``out_dir``."""
+    """Run each framework's suites in its own process; results land in ``out_dir``.
+
+    A bench board is taken and brought up once for both frameworks. If that fails, the suites
+    still run so that every test reports the board error (JUnit ``<error>``, Robot ``board-error``).
+    """
     if reason := unavailable_reason(target, config):
         raise BackendUnavailable(f"{target.name} cannot run here: {reason}")
     suites = suites or suite_dirs(config)
@@ -87,6 +93,29 @@ def run_suites(
     env = os.environ | {"HIL_TARGET": target.name, "HIL_RESULTS": str(out_dir)}
     if config.source:
         env["HIL_CONFIG"] = str(config.source)
+    if config.lab_file:
+        env["HIL_LAB"] = str(config.lab_file)
+    bench = bench or BenchRequest(out_dir / "artifacts" / target.board_id)
+    board_error = None
+    try:
+        with backend_class(target.backend).hold_for_run(target, config, bench) as held:
+            outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | held, on_start)
+    except BoardError as err:
+        board_error = str(err)
+        outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | {BOARD_ERROR_ENV: board_error},
+                                   on_start)  # fmt: skip
+    return RunSummary(target.name, out_dir, tuple(outcomes), merge_metrics(out_dir), board_error)
+
+
+def _run_frameworks(
+    config: HilConfig,
+    target: Target,
+    out_dir: Path,
+    frameworks: Sequence[str],
+    suites: dict[str, Path],
+    env: dict[str, str],
+    on_start: Any,
+) -> list[SuiteOutcome]:
     outcomes = []
     for framework in frameworks:
         if on_start:
@@ -99,4 +128,4 @@ def run_suites(
             code = 124
         junit = out_dir / ("junit-robot.xml" if framework == "robot" else "junit-pytest.xml")
         outcomes.append(SuiteOutcome(framework, code, round(time.monotonic() - started, 2), junit))
-    return RunSummary(target.name, out_dir, tuple(outcomes), merge_metrics(out_dir))
+    return outcomes

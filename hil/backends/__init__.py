@@ -9,16 +9,21 @@ from __future__ import annotations
 import importlib
 import socket
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hil.config import HilConfig, Target
 from hil.errors import ConfigError, SensorUnavailable
 from hil.stimuli import Stimulus
 
 T = TypeVar("T")
+
+# Set by ``hil run`` for its suite processes when the bench board could not be brought up:
+# every test then reports that board error instead of running.
+BOARD_ERROR_ENV = "HIL_BOARD_ERROR"
 
 _MODULES = {
     "reference": "hil.backends.reference:ReferenceBackend",
@@ -61,6 +66,18 @@ class EmulatorCost:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class BenchRequest:
+    """What ``hil run`` asks of a bench board for the whole run (ignored by emulators)."""
+
+    artifacts_dir: Path
+    firmware: Path | None = None
+    fixtures: tuple[str, ...] = ()
+    wait_s: float = 0.0
+    ignore_quarantine: bool = False
+    force_flash: bool = False
+
+
 class Backend(ABC):
     """Brings one target's device up and down; the protocol itself lives in ``hil.device``."""
 
@@ -85,6 +102,20 @@ class Backend(ABC):
     def exit_reason(self) -> str | None:
         """If the device's process is gone, how it ended; None while it runs."""
         return None
+
+    def serial_options(self) -> dict[str, Any]:
+        """Extra ``Link.open`` settings for the console (a board's baud rate, DTR/RTS)."""
+        return {}
+
+    @classmethod
+    @contextmanager
+    def hold_for_run(cls, target: Target, config: HilConfig, request: BenchRequest) -> Iterator[dict[str, str]]:
+        """What one ``hil run`` holds around all its suites (a bench board: its lease, flashed once).
+
+        Yields environment variables that hand it to the suite processes.
+        """
+        del target, config, request
+        yield {}
 
     def facts(self) -> dict[str, str]:
         """Versions and paths worth keeping in the results (emulator version, ELF, ...)."""
