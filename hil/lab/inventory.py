@@ -235,7 +235,7 @@ def _suggest(word: str, options: Iterable[str]) -> str:
 
 
 def _board(path: Path, node: yaml.MappingNode) -> LabBoard:
-    constructor = yaml.SafeConstructor()
+    constructor = yaml.constructor.SafeConstructor()
     values: dict[str, Any] = {}
     seen: set[str] = set()
     for key_node, value_node in node.value:
