@@ -10,10 +10,12 @@ OUT    ?= results
 .PHONY: run test lint bench vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
-# espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec.
-SYSTEM_DEPS ?= espeak-ng clang
+# espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec;
+# the emulated bench: qemu-system-arm boards, gdb-multiarch to flash them, gcc-arm-none-eabi for
+# the bench's test image.
+SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi
 system-deps:
-	@missing=""; for tool in $(SYSTEM_DEPS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for pkg in $(SYSTEM_DEPS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 		sudo=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends $$missing \
