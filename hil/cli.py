@@ -118,6 +118,7 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
             fixtures=tuple(args.fixture or ()),
             wait_s=args.wait,
             ignore_quarantine=args.ignore_quarantine,
+            force_flash=args.firmware is not None,  # a configured firmware is skipped when the board runs it
         )
         summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce, bench=bench)
     except BackendUnavailable as err:

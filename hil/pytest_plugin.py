@@ -9,7 +9,7 @@ tests with the reason. Each such test leaves one metrics record.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,18 @@ def hil_session(request: pytest.FixtureRequest) -> HilSession:
 @pytest.fixture(scope="session")
 def hil_zoo(hil_session: HilSession) -> ModelZoo:
     return hil_session.zoo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hil_junit_properties(
+    request: pytest.FixtureRequest, record_testsuite_property: Callable[[str, object], None]
+) -> Iterator[None]:
+    """Target, board, firmware build and model hashes as JUnit properties of the test suite."""
+    yield
+    session = request.config.stash.get(_SESSION_KEY, None)
+    if session is not None and session.device_if_open is not None:
+        for name, value in session.identity().items():
+            record_testsuite_property(name, value)
 
 
 @pytest.fixture

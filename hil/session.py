@@ -56,13 +56,13 @@ class HilSession:
             device = Device(self.target, self.config, self.artifacts_dir)
             device.observers.append(self.recorder.on_inference)
             info = device.open()
-            self.recorder.device_opened(info, device.backend.facts())
+            self.recorder.device_opened(info, device.backend.facts(), device.models)
             self._device = device
         elif reason := self._device.lost_reason():
             log.warning("%s went away (%s): restarting it", self.target.name, reason)
             self.recorder.note("device_restarted", reason)
             info = self._device.restart()
-            self.recorder.device_opened(info, self._device.backend.facts())
+            self.recorder.device_opened(info, self._device.backend.facts(), self._device.models)
         return self._device
 
     def begin_test(self) -> None:
@@ -80,6 +80,21 @@ class HilSession:
     @property
     def device_if_open(self) -> Device | None:
         return self._device
+
+    def identity(self) -> dict[str, str]:
+        """Who ran the tests, for JUnit properties and Robot metadata: target, board, build, model hashes."""
+        facts = {"target": self.target.name, "backend": self.target.backend}
+        device = self._device
+        if device is None or device.lost_reason():
+            return facts
+        info = device.info
+        facts |= {"firmware_version": info.firmware_version, "firmware_build_id": info.build_id, "board": info.board}
+        backend_facts = device.backend.facts()
+        for key in ("board_id", "board_product", "board_probe_id", "flash_method", "serial"):
+            if backend_facts.get(key):
+                facts[key] = backend_facts[key]
+        facts |= {f"model_sha256_{name}": model.sha256 for name, model in device.models.items()}
+        return facts
 
     def snapshot_after_failure(self, test: str) -> Path | None:
         """Save the emulated machine as the failed ``test`` left it (Renode ``Save``), for a post-mortem.

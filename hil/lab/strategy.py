@@ -50,6 +50,7 @@ class BoardStrategy:
         self.board = lease.board
         self.artifacts_dir = artifacts_dir
         self.tool_log = artifacts_dir / f"bench-{self.board.id}.log"
+        artifacts_dir.mkdir(parents=True, exist_ok=True)
         self.power: PowerDriver | None = power_for(self.board, lease.place, self.tool_log)
 
     def bring_up(self, image: FirmwareImage | None, *, force_flash: bool = False) -> dict[str, str]:

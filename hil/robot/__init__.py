@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,7 +15,7 @@ from robot.api.deco import keyword, library
 from robot.libraries.BuiltIn import BuiltIn, RobotNotRunningError
 
 from hil import __version__, checks
-from hil.errors import BackendUnavailable, CheckFailed, ConfigError, HilError
+from hil.errors import BackendUnavailable, BoardError, CheckFailed, ConfigError, HilError
 from hil.results import DeviceInfo, InferenceResult, MemoryReport
 from hil.session import HilSession, Source
 from hil.stimuli import DetectedEvent, EventMatch
@@ -38,9 +39,17 @@ def hil_keyword(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except HilError as err:
+            if isinstance(err, BoardError):
+                _tag_board_error()
             raise _robot_error(err) from err
 
     return keyword(wrapper)  # type: ignore[return-value]
+
+
+def _tag_board_error() -> None:
+    """Tag the test (or, from a suite setup, every test of the suite) as failed by the rig, not the device."""
+    with contextlib.suppress(RobotNotRunningError):
+        BuiltIn().set_tags("board-error")
 
 
 def _variable(name: str) -> Any:
@@ -126,8 +135,11 @@ class HilLibrary:
         device = self._session.device()
         info = device.info
         logger.info(
-            f"{self._session.target.name}: firmware {info.firmware_version}, board {info.board}, {info.runtime}"
+            f"{self._session.target.name}: firmware {info.firmware_version} (build {info.build_id}), "
+            f"board {info.board}, {info.runtime}"
         )
+        for name, value in self._session.identity().items():
+            BuiltIn().set_suite_metadata(name, value, top=True)
         facts = device.backend.facts()
         if url := facts.get("renode_robot_server"):
             BuiltIn().set_suite_variable("${RENODE_ROBOT_SERVER}", url)
