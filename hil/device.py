@@ -116,12 +116,13 @@ class Device:
                 if time.monotonic() >= deadline:
                     raise type(err)(f"handshake with {self.target.name} failed: {err}") from err
         self._broken = None  # retries while booting are expected
-        info = p.unpack_info(payload)
-        if info.protocol_version != p.PROTOCOL_VERSION:
+        version = payload[0] if payload else None  # before decoding: other versions lay INFO out differently
+        if version != p.PROTOCOL_VERSION:
             raise ProtocolError(
-                f"{self.target.name} speaks protocol {info.protocol_version}, this host speaks {p.PROTOCOL_VERSION}: "
+                f"{self.target.name} speaks protocol {version}, this host speaks {p.PROTOCOL_VERSION}: "
                 "rebuild the firmware or upgrade tinyml-hil"
             )
+        info = p.unpack_info(payload)
         self._info = info
         self._models = {}
         for index in range(info.model_count):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 from hil import __version__
 from hil.checks import EvaluationResult, GoldenComparison, LatencyStats
-from hil.results import DeviceInfo, InferenceResult
+from hil.results import DeviceInfo, InferenceResult, ModelInfo
 
 SCHEMA = "tinyml-hil.metrics/1"
 METRICS_DIR = "metrics"
@@ -59,8 +60,14 @@ class MetricsRecorder:
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
 
-    def device_opened(self, info: DeviceInfo, facts: dict[str, str]) -> None:
-        self._write({"kind": "device", "target": self.target, "at": _now(), **asdict(info), "facts": facts})
+    def device_opened(
+        self, info: DeviceInfo, facts: dict[str, str], models: Mapping[str, ModelInfo] | None = None
+    ) -> None:
+        """Record what the device is: its INFO (with the build id) and the sha256 of each model it serves."""
+        served = {name: {"sha256": model.sha256} for name, model in (models or {}).items()}
+        self._write(
+            {"kind": "device", "target": self.target, "at": _now(), **asdict(info), "models": served, "facts": facts}
+        )
 
     def start_test(self, suite: str, name: str) -> None:
         self._suite, self._test, self._started = suite, name, time.monotonic()

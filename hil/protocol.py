@@ -6,6 +6,7 @@ that this module and the firmware's C codec are both tested against.
 
 from __future__ import annotations
 
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from hil.results import (
     TensorSpec,
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 SYNC = b"\xa5\x5a"
 HEADER_BYTES = 6  # sync(2) type(1) seq(1) length(2, little-endian)
 CRC_BYTES = 4
@@ -40,6 +41,13 @@ STALE_FRAME_S = 0.1
 
 BOOT_LINE_PREFIX = "HIL BOOT"
 READY_LINE = "HIL READY"
+
+# The firmware image holds its build id as this marker, 16 lowercase hex digits and a NUL, so a
+# host can read the id of an image file before flashing it (docs/protocol.md "Firmware identity").
+BUILD_ID_MARKER = b"HIL_BUILD_ID="
+BUILD_ID_DIGITS = 16
+SHA256_DIGITS = 64
+_BUILD_ID_IN_IMAGE = re.compile(re.escape(BUILD_ID_MARKER) + rb"([0-9a-f]{%d})\x00" % BUILD_ID_DIGITS)
 
 
 class MsgType(IntEnum):
@@ -235,18 +243,28 @@ def _known(value: int) -> int | None:
     return None if value == UNKNOWN_U32 else value
 
 
+def _hex_string(r: _Reader, digits: int, what: str) -> str:
+    text = r.string()
+    if len(text) != digits or text.strip("0123456789abcdef"):
+        raise MalformedPayload(f"{what} {text!r} is not {digits} lowercase hex digits")
+    return text
+
+
 # --- INFO ---------------------------------------------------------------------------------
 
 
 def pack_info(info: DeviceInfo) -> bytes:
     head = struct.pack("<BHIB", info.protocol_version, info.max_payload_bytes, info.clock_hz, info.model_count)
-    return head + _string(info.firmware_version) + _string(info.board) + _string(info.runtime)
+    strings = (info.firmware_version, info.board, info.runtime, info.build_id)
+    return head + b"".join(_string(text) for text in strings)
 
 
 def unpack_info(payload: bytes) -> DeviceInfo:
     r = _Reader(payload)
     version, max_payload, clock_hz, count = r.take("<BHIB")
-    info = DeviceInfo(version, max_payload, clock_hz, count, r.string(), r.string(), r.string())
+    firmware, board, runtime = r.string(), r.string(), r.string()
+    build_id = _hex_string(r, BUILD_ID_DIGITS, "INFO build id")
+    info = DeviceInfo(version, max_payload, clock_hz, count, firmware, board, runtime, build_id)
     r.done()
     return info
 
@@ -276,6 +294,7 @@ def pack_model_info(model: ModelInfo) -> bytes:
         + struct.pack("<II", model.arena_size_bytes, model.arena_used_bytes)
         + pack_tensor_spec(model.input)
         + pack_tensor_spec(model.output)
+        + _string(model.sha256)
     )
 
 
@@ -283,7 +302,8 @@ def unpack_model_info(payload: bytes) -> ModelInfo:
     r = _Reader(payload)
     name = r.string()
     arena_size, arena_used = r.take("<II")
-    model = ModelInfo(name, arena_size, arena_used, _read_tensor_spec(r), _read_tensor_spec(r))
+    specs = _read_tensor_spec(r), _read_tensor_spec(r)
+    model = ModelInfo(name, arena_size, arena_used, *specs, _hex_string(r, SHA256_DIGITS, f"MODEL_INFO {name} sha256"))
     r.done()
     return model
 
@@ -496,8 +516,18 @@ def event_line(event: Event) -> bytes:
     )
 
 
-def boot_banner(firmware_version: str, board: str) -> bytes:
+def boot_banner(firmware_version: str, board: str, build_id: str) -> bytes:
     """The lines a device prints at boot; Renode's ``Wait For Line On Uart`` can match them."""
-    return (
-        f"{BOOT_LINE_PREFIX} fw={firmware_version} proto={PROTOCOL_VERSION} board={board}\r\n{READY_LINE}\r\n".encode()
-    )
+    boot = f"{BOOT_LINE_PREFIX} fw={firmware_version} proto={PROTOCOL_VERSION} board={board} build={build_id}"
+    return f"{boot}\r\n{READY_LINE}\r\n".encode()
+
+
+def find_build_id(data: bytes) -> str | None:
+    """The build id in a firmware image (ELF, raw binary): the hex after ``BUILD_ID_MARKER``, or None.
+
+    Several different ids mean the bytes are not one image (or were concatenated): that raises.
+    """
+    ids = sorted({m.group(1).decode() for m in _BUILD_ID_IN_IMAGE.finditer(data)})
+    if len(ids) > 1:
+        raise ProtocolError(f"the image holds {len(ids)} different build ids ({', '.join(ids)}): expected one")
+    return ids[0] if ids else None

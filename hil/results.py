@@ -65,6 +65,7 @@ class DeviceInfo:
     firmware_version: str
     board: str
     runtime: str
+    build_id: str  # 16 lowercase hex digits: a hash over the inputs of the firmware build
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ class ModelInfo:
     arena_used_bytes: int
     input: TensorSpec
     output: TensorSpec
+    sha256: str  # 64 lowercase hex digits: SHA-256 of the model's .tflite bytes
 
 
 @dataclass(frozen=True, slots=True)

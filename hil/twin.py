@@ -14,6 +14,7 @@ that file, as if sampled at the model's rate, and deletes the file once it has r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import select
 import sys
@@ -35,6 +36,14 @@ from hil.results import TFLITE_TYPE_CODES, TFLITE_TYPES, DeviceInfo, MemoryRepor
 FIRMWARE_VERSION = "twin-" + version("tinyml-hil")
 PTY_LINE_PREFIX = "HIL-TWIN PTY "
 CLOCK_HZ = 1_000_000_000  # ticks are perf_counter_ns nanoseconds
+
+
+def twin_build_id(firmware_version: str, tflites: dict[str, bytes]) -> str:
+    """The twin's build id: SHA-256 over its version and the .tflite bytes it serves (by model name)."""
+    digest = hashlib.sha256(firmware_version.encode())
+    for name in sorted(tflites):
+        digest.update(tflites[name])
+    return digest.hexdigest()[: p.BUILD_ID_DIGITS]
 
 
 class Refused(Exception):
@@ -112,6 +121,8 @@ class TwinFirmware:
         self.board = board
         self.sensor_file = sensor_file
         self._manifests = [zoo.manifest(name) for name in names]
+        self._tflites = {m.name: m.tflite_path.read_bytes() for m in self._manifests}
+        self.build_id = twin_build_id(FIRMWARE_VERSION, self._tflites)
         self._models: dict[str, _LoadedModel] = {}
         self._handlers: dict[int, Callable[[bytes], bytes]] = {
             p.MsgType.INFO: self._info,
@@ -134,14 +145,17 @@ class TwinFirmware:
         self._models.clear()
         self._stream = None
         for m in self._manifests:
-            interp = tflm.interpreter(m.tflite_path.read_bytes(), m.arena_bytes)
+            tflite = self._tflites[m.name]
+            interp = tflm.interpreter(tflite, m.arena_bytes)
             in_spec = tflm.tensor_spec(interp.get_input_details(0))
             out_spec = tflm.tensor_spec(interp.get_output_details(0))
-            info = ModelInfo(m.name, m.arena_bytes, tflm.arena_used_bytes(interp), in_spec, out_spec)
+            arena_used = tflm.arena_used_bytes(interp)
+            sha256 = hashlib.sha256(tflite).hexdigest()
+            info = ModelInfo(m.name, m.arena_bytes, arena_used, in_spec, out_spec, sha256)
             self._models[m.name] = _LoadedModel(info, interp)
 
     def banner(self) -> bytes:
-        return p.boot_banner(FIRMWARE_VERSION, self.board)
+        return p.boot_banner(FIRMWARE_VERSION, self.board, self.build_id)
 
     def handle(self, frame: p.Frame) -> bytes:
         """The reply frame for one request frame."""
@@ -176,6 +190,7 @@ class TwinFirmware:
             FIRMWARE_VERSION,
             self.board,
             runtime,
+            self.build_id,
         )
         return p.pack_info(info)
 

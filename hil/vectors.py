@@ -91,7 +91,7 @@ def _streams() -> list[bytes]:
     too_long = p.SYNC + struct.pack("<BBH", T.ECHO, 9, p.DEFAULT_MAX_PAYLOAD_BYTES + 1)
     return [
         a,
-        b"HIL BOOT fw=x proto=1 board=y\r\n" + a,
+        p.boot_banner("x", "y", "0123456789abcdef") + a,
         a + b,
         b"\x00\xa5\xa5" + a,  # a lone sync byte before a frame
         bytes(corrupt) + a,  # bad CRC, then a good frame

@@ -3,14 +3,15 @@
 # The model registry, generated at CMake time from models/*/manifest.json (never kept by hand):
 #
 #   <out>/hil_models.h    HIL_MODEL_COUNT, HIL_STREAM_RING_FLOATS, HIL_MODEL_NAMES
-#   <out>/hil_models.cc   per model: the embedded .tflite (Zephyr's generate_inc_file_for_target),
-#                         a static 16-byte-aligned arena of the manifest's arena_bytes, a
-#                         MicroMutableOpResolver<N> with exactly the manifest's ops, and the
-#                         tensor specs and streaming section the dispatcher reports
+#   <out>/hil_models.cc   per model: the embedded .tflite (Zephyr's generate_inc_file_for_target)
+#                         and its SHA-256, a static 16-byte-aligned arena of the manifest's
+#                         arena_bytes, a MicroMutableOpResolver<N> with exactly the manifest's
+#                         ops, and the tensor specs and streaming section the dispatcher reports
 #
 # hil_generate_models(<target> MODELS_DIR <dir> OUT_DIR <dir> [SELECTED <names>] [EXTRA_ARENA <bytes>]
-#                     [PER_CHANNEL_FC])
+#                     [PER_CHANNEL_FC] [INPUTS_VAR <var>])
 #   SELECTED: model names to embed (empty: every model folder with a manifest.json)
+#   INPUTS_VAR: set <var> to the manifests and .tflite files embedded (inputs of the build id)
 #   PER_CHANNEL_FC: register FULLY_CONNECTED as hil::Register_FULLY_CONNECTED_PER_CHANNEL()
 #                   (src/core/per_channel_fully_connected.h) instead of TFLM's stock kernel
 
@@ -91,7 +92,8 @@ function(_hil_tensor_spec json key manifest out)
 endfunction()
 
 function(hil_generate_models target)
-  cmake_parse_arguments(ARG "PER_CHANNEL_FC" "MODELS_DIR;OUT_DIR;EXTRA_ARENA" "SELECTED" ${ARGN})
+  cmake_parse_arguments(ARG "PER_CHANNEL_FC" "MODELS_DIR;OUT_DIR;EXTRA_ARENA;INPUTS_VAR" "SELECTED"
+    ${ARGN})
   if(NOT ARG_EXTRA_ARENA)
     set(ARG_EXTRA_ARENA 0)
   endif()
@@ -102,6 +104,7 @@ function(hil_generate_models target)
   set(models_cc "")
   set(table "")
   set(names "")
+  set(inputs "")
   set(ring_floats 1)
   set(index 0)
   foreach(manifest IN LISTS manifests)
@@ -116,6 +119,16 @@ function(hil_generate_models target)
     string(JSON arena GET "${json}" arena_bytes)
     if(NOT EXISTS "${model_dir}/${tflite}")
       message(FATAL_ERROR "hil_models: ${manifest} names ${tflite}, which is missing")
+    endif()
+    list(APPEND inputs "${manifest}" "${model_dir}/${tflite}")
+
+    # MODEL_INFO reports the hash of the bytes embedded, so a changed .tflite re-runs CMake.
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${model_dir}/${tflite}")
+    file(SHA256 "${model_dir}/${tflite}" sha256)
+    string(JSON manifest_sha256 ERROR_VARIABLE no_sha256 GET "${json}" sha256)
+    if(NOT no_sha256 AND NOT manifest_sha256 STREQUAL sha256)
+      message(WARNING "hil_models: ${model_dir}/${tflite} does not match the sha256 in ${manifest}: "
+        "retrain or re-finalize the model (`hil models verify`)")
     endif()
 
     # The flatbuffer, as a byte list the generated source #includes.
@@ -202,7 +215,8 @@ const tflite::MicroOpResolver* Make${m}Resolver() {
      sizeof(${m}Arena), Make${m}Resolver,
      ${input_spec},
      ${output_spec},
-     ${stream}},
+     ${stream},
+     \"${sha256}\"},
 ")
     list(APPEND names ${name})
     math(EXPR index "${index} + 1")
@@ -218,6 +232,10 @@ const tflite::MicroOpResolver* Make${m}Resolver() {
         "${ARG_MODELS_DIR}/<model>/manifest.json")
     endif()
   endforeach()
+
+  if(ARG_INPUTS_VAR)
+    set(${ARG_INPUTS_VAR} "${inputs}" PARENT_SCOPE)
+  endif()
 
   list(JOIN names " " names_text)
   file(CONFIGURE OUTPUT "${ARG_OUT_DIR}/hil_models.h" @ONLY CONTENT

@@ -11,7 +11,7 @@ import pytest
 from hil import checks
 from hil.errors import CheckFailed
 from hil.metrics import MetricsRecorder, merge_metrics
-from hil.results import InferenceResult
+from hil.results import DeviceInfo, InferenceResult, ModelInfo, TensorSpec
 
 
 def _result(ticks: int) -> InferenceResult:
@@ -57,3 +57,13 @@ def test_recorder_writes_one_record_per_test_and_merge_survives_a_torn_line(tmp_
     assert merged["summary"] == {"tests": 2, "passed": 1, "failed": 1, "skipped": 0}
     assert merged["tests"][0]["models"]["m"]["latency_us"]["median"] == 50
     assert json.loads((tmp_path / "metrics.json").read_text())["schema"] == "tinyml-hil.metrics/1"
+
+
+def test_recorder_keeps_the_build_id_and_each_model_sha256_of_the_device(tmp_path: Path) -> None:
+    recorder = MetricsRecorder(tmp_path, "pytest", "reference")
+    info = DeviceInfo(2, 4096, 0, 1, "0.1.0", "reference", "tflm", "0123456789abcdef")
+    model = ModelInfo("sine", 2192, 1760, TensorSpec("int8", (1, 1)), TensorSpec("int8", (1, 1)), "ab" * 32)
+    recorder.device_opened(info, {"python": "3.11"}, {"sine": model})
+    (device,) = merge_metrics(tmp_path)["devices"]
+    assert device["build_id"] == "0123456789abcdef"
+    assert device["models"] == {"sine": {"sha256": "ab" * 32}}

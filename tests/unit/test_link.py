@@ -64,7 +64,7 @@ def test_timeout_reports_console_tail() -> None:
 
 
 def test_reboot_while_waiting_fails_at_once() -> None:
-    link = Link(ScriptedPort(lambda _: [p.boot_banner("1.0", "b")]), name="dut")
+    link = Link(ScriptedPort(lambda _: [p.boot_banner("1.0", "b", "0123456789abcdef")]), name="dut")
     with pytest.raises(DeviceLost, match="rebooted while INFER"):
         link.request(p.MsgType.INFER, b"", timeout_s=30)
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from hil import protocol as p
 from hil import vectors
+from hil.errors import ProtocolError
 from hil.results import DeviceInfo, MemoryReport, ModelInfo, OpProfile, TensorSpec
 
 VECTORS = vectors.parse((Path(__file__).resolve().parents[2] / "docs" / "protocol-vectors.txt").read_text())
@@ -103,8 +104,8 @@ def test_payload_decoders_raise_only_malformed(payload: bytes) -> None:
 
 def test_payloads_round_trip() -> None:
     spec = TensorSpec("int8", (1, 128, 3), 0.5, -3)
-    info = DeviceInfo(1, 4096, 64_000_000, 2, "1.2.3", "nrf52840dk/nrf52840", "tflm")
-    model = ModelInfo("gesture", 20000, 15000, spec, TensorSpec("int8", (1, 4), 1 / 256, -128))
+    info = DeviceInfo(2, 4096, 64_000_000, 2, "1.2.3", "nrf52840dk/nrf52840", "tflm", "0123456789abcdef")
+    model = ModelInfo("gesture", 20000, 15000, spec, TensorSpec("int8", (1, 4), 1 / 256, -128), "ab" * 32)
     assert p.unpack_info(p.pack_info(info)) == info
     assert p.unpack_model_info(p.pack_model_info(model)) == model
     assert p.unpack_memory(p.pack_memory(MemoryReport(4096, 1000, None, None))) == MemoryReport(4096, 1000, None, None)
@@ -120,3 +121,56 @@ def test_short_payload_names_the_missing_bytes() -> None:
 def test_error_reply_truncates_long_messages_on_a_character_boundary() -> None:
     payload = p.pack_error(p.ErrorReply(1, "é" * 200))
     assert p.unpack_error(payload).message == "é" * 127
+
+
+def test_info_and_model_info_end_with_build_id_and_sha256() -> None:
+    info = DeviceInfo(2, 4096, 0, 1, "1", "b", "r", "0123456789abcdef")
+    assert p.pack_info(info).endswith(b"\x100123456789abcdef")
+    model = ModelInfo("m", 16, 8, TensorSpec("int8", (1,)), TensorSpec("int8", (1,)), "0f" * 32)
+    assert p.pack_model_info(model).endswith(b"\x40" + b"0f" * 32)
+
+
+@pytest.mark.parametrize("build_id", ["0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", ""])
+def test_info_with_a_build_id_that_is_not_16_lowercase_hex_digits_is_malformed(build_id: str) -> None:
+    payload = p.pack_info(DeviceInfo(2, 4096, 0, 0, "1", "b", "r", build_id))
+    with pytest.raises(p.MalformedPayload, match="build id"):
+        p.unpack_info(payload)
+
+
+def test_model_info_with_a_short_sha256_is_malformed() -> None:
+    payload = p.pack_model_info(ModelInfo("m", 16, 8, TensorSpec("int8", (1,)), TensorSpec("int8", (1,)), "0f"))
+    with pytest.raises(p.MalformedPayload, match="m sha256"):
+        p.unpack_model_info(payload)
+
+
+def test_boot_banner_names_the_build_id() -> None:
+    banner = p.boot_banner("0.1.0", "mps2/an385", "0123456789abcdef")
+    assert banner == b"HIL BOOT fw=0.1.0 proto=2 board=mps2/an385 build=0123456789abcdef\r\nHIL READY\r\n"
+
+
+def _fake_image(*build_ids: bytes) -> bytes:
+    """An image-like blob: code bytes around each marker, and a marker-like string that is not one."""
+    parts = [b"\x7fELF\x01\x01\x01" + bytes(range(256)), b"HIL_BUILD_ID=0123456789abcdefX\x00"]
+    for build_id in build_ids:
+        parts += [p.BUILD_ID_MARKER + build_id + b"\x00", b"\x00\xff" * 40]
+    return b"".join(parts)
+
+
+def test_find_build_id_reads_the_marker_of_an_image() -> None:
+    assert p.find_build_id(_fake_image(b"00ff00ff12345678")) == "00ff00ff12345678"
+
+
+def test_find_build_id_accepts_the_same_id_twice() -> None:
+    assert p.find_build_id(_fake_image(b"00ff00ff12345678", b"00ff00ff12345678")) == "00ff00ff12345678"
+
+
+@pytest.mark.parametrize(
+    "near_miss", [b"00FF00FF12345678", b"00ff00ff1234567", b"00ff00ff123456789", b"00ff00ff1234567g"]
+)
+def test_find_build_id_ignores_a_marker_without_16_lowercase_hex_digits_and_a_nul(near_miss: bytes) -> None:
+    assert p.find_build_id(_fake_image(near_miss)) is None
+
+
+def test_find_build_id_refuses_an_image_with_two_different_ids() -> None:
+    with pytest.raises(ProtocolError, match="00ff00ff12345678, 1111222233334444"):
+        p.find_build_id(_fake_image(b"1111222233334444", b"00ff00ff12345678"))

@@ -559,7 +559,7 @@ def listen(port):
 def console(server, keep):
     conn, _ = server.accept()
     keep.append(conn)
-    conn.sendall(b"HIL BOOT fw=fake proto=1 board=fake\r\nHIL READY\r\n")
+    conn.sendall(b"HIL BOOT fw=fake proto=2 board=fake build=0123456789abcdef\r\nHIL READY\r\n")
 
 monitor = listen(int(args[args.index("--port") + 1]))
 print("Monitor available in telnet mode", flush=True)
@@ -659,7 +659,9 @@ def test_backend_starts_renode_headless_and_bridges_the_console(tmp_path: Path, 
         assert url.startswith("socket://127.0.0.1:")
         # A raw socket: pyserial's socket:// open() drains bytes that already arrived.
         with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5) as console:
-            assert console.makefile("rb").readline() == b"HIL BOOT fw=fake proto=1 board=fake\r\n"
+            assert (
+                console.makefile("rb").readline() == b"HIL BOOT fw=fake proto=2 board=fake build=0123456789abcdef\r\n"
+            )
         facts = backend.facts()
     finally:
         backend.stop()

@@ -169,6 +169,7 @@ static enum hil_error_code on_info(struct hil_device *dev, const uint8_t *payloa
 	hil_write_cstr(w, dev->cfg.firmware_version);
 	hil_write_cstr(w, dev->cfg.board);
 	hil_write_cstr(w, api(dev)->runtime(ectx(dev)));
+	hil_write_cstr(w, dev->cfg.build_id);
 	return HIL_ERR_NONE;
 }
 
@@ -197,6 +198,7 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	hil_write_u32(w, m->arena_used_bytes);
 	write_tensor_spec(w, &m->input);
 	write_tensor_spec(w, &m->output);
+	hil_write_cstr(w, m->sha256);
 	return HIL_ERR_NONE;
 }
 
@@ -694,8 +696,8 @@ int hil_device_boot(struct hil_device *dev)
 
 	int err = api(dev)->boot(ectx(dev));
 
-	write_line(dev, "HIL BOOT fw=%s proto=%u board=%s\r\n", dev->cfg.firmware_version,
-		   HIL_PROTOCOL_VERSION, dev->cfg.board);
+	write_line(dev, "HIL BOOT fw=%s proto=%u board=%s build=%s\r\n", dev->cfg.firmware_version,
+		   HIL_PROTOCOL_VERSION, dev->cfg.board, dev->cfg.build_id);
 	for (size_t i = 0; i < model_count(dev); i++) {
 		const struct hil_model_info *m = api(dev)->model(ectx(dev), i);
 

@@ -62,6 +62,7 @@ struct hil_device_config {
 	struct hil_clock clock;
 	const char *firmware_version;
 	const char *board;
+	const char *build_id; /* 16 lowercase hex digits: a hash over the build's inputs */
 	float *ring; /* stream ring storage: at least window × channels of any model */
 	size_t ring_floats;
 };

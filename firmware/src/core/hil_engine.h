@@ -44,6 +44,7 @@ struct hil_stream_desc {
 
 struct hil_model_info {
 	const char *name;
+	const char *sha256; /* 64 lowercase hex digits: SHA-256 of the model's .tflite bytes */
 	uint32_t arena_size_bytes;
 	uint32_t arena_used_bytes; /* after the last boot; 0 if allocation failed */
 	struct hil_tensor_spec input;

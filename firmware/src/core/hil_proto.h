@@ -2,7 +2,7 @@
  * Copyright (c) 2026 tinyml-hil contributors
  * SPDX-License-Identifier: Apache-2.0
  *
- * Constants of the tinyml-hil wire protocol, version 1 (docs/protocol.md).
+ * Constants of the tinyml-hil wire protocol, version 2 (docs/protocol.md).
  * hil/protocol.py is the executable specification; docs/protocol-vectors.txt pins the bytes.
  */
 
@@ -13,7 +13,7 @@
 extern "C" {
 #endif
 
-#define HIL_PROTOCOL_VERSION 1U
+#define HIL_PROTOCOL_VERSION 2U
 
 #define HIL_SYNC0                0xA5U
 #define HIL_SYNC1                0x5AU

@@ -32,6 +32,7 @@ struct ModelDescriptor {
       input;  // from the manifest; checked against the model at boot
   hil_tensor_spec output;
   hil_stream_desc stream;  // the manifest's "streaming" section
+  const char* sha256;      // of the embedded .tflite: 64 lowercase hex digits
 };
 
 extern const ModelDescriptor kModels[];

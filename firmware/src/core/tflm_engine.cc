@@ -126,10 +126,9 @@ class TflmEngine {
   TfLiteStatus BootModel(size_t index) {
     const ModelDescriptor& desc = kModels[index];
     Slot& slot = slots_[index];
-    slot.info = {desc.name,   static_cast<uint32_t>(desc.arena_bytes),
-                 0,           desc.input,
-                 desc.output, desc.stream,
-                 false};
+    slot.info = {desc.name,   desc.sha256, static_cast<uint32_t>(desc.arena_bytes),
+                 0,           desc.input,  desc.output,
+                 desc.stream, false};
     slot.error[0] = '\0';
     if (slot.interpreter != nullptr) {
       slot.interpreter->~MicroInterpreter();
@@ -164,7 +163,7 @@ class TflmEngine {
     if (slot.interpreter->inputs_size() != 1 ||
         slot.interpreter->outputs_size() != 1) {
       std::snprintf(slot.error, kErrorBytes,
-                    "%u inputs and %u outputs: protocol v1 serves one of each",
+                    "%u inputs and %u outputs: the protocol serves one of each",
                     static_cast<unsigned>(slot.interpreter->inputs_size()),
                     static_cast<unsigned>(slot.interpreter->outputs_size()));
       return kTfLiteError;

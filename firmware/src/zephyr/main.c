@@ -19,6 +19,7 @@
 #include <zephyr/version.h>
 
 #include "console_text.h"
+#include "hil_build_id.h"
 #include "hil_clock.h"
 #include "hil_device.h"
 #include "hil_models.h"
@@ -142,6 +143,7 @@ int main(void)
 		.clock = *clock,
 		.firmware_version = APP_VERSION_STRING,
 		.board = CONFIG_BOARD_TARGET,
+		.build_id = hil_build_id(),
 		.ring = stream_ring,
 		.ring_floats = ARRAY_SIZE(stream_ring),
 	};

@@ -224,6 +224,7 @@ static void device_setup(void)
 		.clock = fake_inference_engine_clock(&fake),
 		.firmware_version = "host-test",
 		.board = "host",
+		.build_id = "0123456789abcdef",
 		.ring = ring,
 		.ring_floats = sizeof(ring) / sizeof(ring[0]),
 	};
@@ -459,10 +460,42 @@ static void test_reset_reboots_and_prints_the_boot_lines(void)
 	CHECK(strcmp(device_replies(), "F:86:50:-") == 0,
 	      "the frame after RESET is dropped as a reboot would: %s", device_replies());
 	(void)hil_device_boot(&device);
-	CHECK(memmem(port.data, port.len,
-		     "HIL BOOT fw=host-test proto=1 board=host\r\nHIL READY\r\n", 52) != NULL,
-	      "boot lines after the reply");
+	const char *boot = "HIL BOOT fw=host-test proto=2 board=host build=0123456789abcdef\r\n"
+			   "HIL READY\r\n";
+
+	CHECK(memmem(port.data, port.len, boot, strlen(boot)) != NULL, "boot lines after the reply");
 	CHECK(fake.boots == 2U, "the engine booted again");
+}
+
+/* Expected payloads are hil/protocol.py's pack_info and pack_model_info of the same values. */
+static void test_info_reply_ends_with_the_build_id(void)
+{
+	uint8_t req[16];
+	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_INFO, 60, NULL, 0);
+
+	device_setup();
+	hil_device_rx(&device, req, n, 0);
+	CHECK(strcmp(device_replies(),
+		     "F:81:60:02001040420f000109686f73742d7465737404686f73742266616b652d696e666572"
+		     "656e63652d656e67696e652028686f7374207465737473291030313233343536373839616263"
+		     "646566") == 0,
+	      "INFO: version 2, ..., runtime, build id: %s", device_replies());
+}
+
+static void test_model_info_reply_ends_with_the_model_sha256(void)
+{
+	uint8_t req[16];
+	uint8_t index = 0;
+	size_t n = hil_frame_encode(req, sizeof(req), HIL_MSG_MODEL_INFO, 61, &index, 1);
+
+	device_setup();
+	hil_device_rx(&device, req, n, 0);
+	CHECK(strcmp(device_replies(),
+		     "F:82:61:0473696e6590080000e0060000090201000100112ac93c80ffffff09020100010033"
+		     "07003cfcffffff403066316532643363346235613639373838373936613562346333643265"
+		     "3166303066316532643363346235613639373838373936613562346333643265316630") ==
+		      0,
+	      "MODEL_INFO: name, arena, specs, sha256: %s", device_replies());
 }
 
 static void test_format_fixed3_matches_python(void)
@@ -524,6 +557,8 @@ static int run_unit_tests(void)
 	test_event_frame_and_line_come_before_the_feed_reply();
 	test_feed_without_stream_and_invoke_failure();
 	test_reset_reboots_and_prints_the_boot_lines();
+	test_info_reply_ends_with_the_build_id();
+	test_model_info_reply_ends_with_the_model_sha256();
 	test_format_fixed3_matches_python();
 	test_quantize_rounds_half_away_from_zero_and_saturates();
 	test_utf8_validation_matches_python();

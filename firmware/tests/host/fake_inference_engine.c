@@ -108,6 +108,7 @@ struct hil_engine fake_inference_engine_init(struct fake_inference_engine *fake)
 {
 	memset(fake, 0, sizeof(*fake));
 	fake->model.name = "sine";
+	fake->model.sha256 = FAKE_MODEL_SHA256;
 	fake->model.arena_size_bytes = 2192;
 	/* models/sine/manifest.json quantization, so quantized FEED values are realistic */
 	fake->model.input = (struct hil_tensor_spec){

@@ -15,6 +15,9 @@
 
 #include "hil_engine.h"
 
+/* The fake's "sha256" in MODEL_INFO: any 64 lowercase hex digits (not the real sine.tflite's). */
+#define FAKE_MODEL_SHA256 "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+
 struct fake_inference_engine {
 	struct hil_model_info model;
 	uint8_t input[1];

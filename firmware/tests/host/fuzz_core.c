@@ -59,6 +59,7 @@ static void setup(void)
 		.clock = fake_inference_engine_clock(&fake),
 		.firmware_version = "fuzz",
 		.board = "host",
+		.build_id = "0123456789abcdef",
 		.ring = ring,
 		.ring_floats = sizeof(ring) / sizeof(ring[0]),
 	};
