@@ -54,6 +54,7 @@ def step(name, command):
 
 gdb.execute("set confirm off")
 gdb.execute("set pagination off")
+gdb.execute("set tcp connect-timeout 5")  # a board just powered on may take a moment to serve
 step("connect", "target extended-remote {server}")
 {load}
 {reset}

@@ -52,6 +52,7 @@ class BoardStrategy:
         self.tool_log = artifacts_dir / f"bench-{self.board.id}.log"
         artifacts_dir.mkdir(parents=True, exist_ok=True)
         self.power: PowerDriver | None = power_for(self.board, lease.place, self.tool_log)
+        self._link: Link | None = None  # the console, open while bringing the board up
 
     def bring_up(self, image: FirmwareImage | None, *, force_flash: bool = False) -> dict[str, str]:
         """Make the board run ``image`` (or whatever it runs, if None) and answer; returns facts for the results."""
@@ -86,23 +87,20 @@ class BoardStrategy:
                 facts |= {"flash_method": "skipped: the board already runs this build", "flash_s": "0"}
                 image = None
         started = time.monotonic()
-        link = self._open_console(wait_s=0.0)  # before flashing: a reset's banner must not be missed
+        self._link = self._open_console(wait_s=0.0)  # before flashing: a reset's banner must not be missed
         try:
             if image is not None:
                 flasher = flasher_for(board, image, self.tool_log)
-                facts |= {
-                    "flash_method": f"{flasher.method}/{board.runner}",
-                    "flash_s": f"{self._flash(flasher, image):.2f}",
-                }
-                if board.post_flash_script:
-                    run_or_fail(
-                        board.id, "post_flash_script", (board.post_flash_script,), SCRIPT_TIMEOUT_S, self.tool_log
-                    )
+                flash_s = self._flash(flasher, image)
+                facts |= {"flash_method": f"{flasher.method}/{board.runner}", "flash_s": f"{flash_s:.2f}"}
+                if script := board.post_flash_script:
+                    run_or_fail(board.id, "post_flash_script", (script,), SCRIPT_TIMEOUT_S, self.tool_log)
                 started = time.monotonic()
-            identity, link = self._identify(link, image)
+            identity = self._identify(image)
         finally:
-            if link is not None:
-                link.close()
+            if self._link is not None:
+                self._link.close()
+                self._link = None
         facts |= {"boot_s": f"{time.monotonic() - started:.2f}", "device_build_id": identity.build_id or ""}
         if image is not None and image.build_id and identity.build_id != image.build_id:
             runs = identity.build_id or "unknown"
@@ -117,12 +115,17 @@ class BoardStrategy:
             raise BoardError(self.board.id, f"cannot flash: {missing}", runner=flasher.method)
         attempts = 1 + self.board.flash_retries
         for attempt in range(1, attempts + 1):
+            if self._link is None:
+                self._link = self._open_console(wait_s=0.0)  # powered on again: listen before it boots
             result = flasher.flash(image)
             if result.ok:
                 return result.duration_s
             log.warning("flashing %s failed (attempt %d of %d): exit %d", self.board.id, attempt, attempts,
                         result.exit_code)  # fmt: skip
             if attempt < attempts and self.power is not None:
+                if self._link is not None:
+                    self._link.close()  # its port goes away with the power
+                    self._link = None
                 self.power.cycle()
         raise flash_error(self.board, flasher, result, attempts)
 
@@ -161,31 +164,32 @@ class BoardStrategy:
                 return None
             time.sleep(PORT_POLL_S)
 
-    def _identify(self, link: Link | None, image: FirmwareImage | None) -> tuple[Identity, Link | None]:
+    def _identify(self, image: FirmwareImage | None) -> Identity:
         """Wait for the board to answer INFO or show a banner with its build id, within its boot timeout."""
         timeout_s = self.board.boot_timeout_s
         deadline = time.monotonic() + timeout_s
         tried_reset = image is not None  # flashing reset the board already
+        link = self._link
         while time.monotonic() < deadline:
             if link is None:
-                link = self._open_console(wait_s=deadline - time.monotonic())
+                link = self._link = self._open_console(wait_s=deadline - time.monotonic())
                 if link is None:
                     break
             try:
-                return self._ask_info(link, deadline - time.monotonic()), link
+                return self._ask_info(link, deadline - time.monotonic())
             except DeviceLost:
                 link.close()  # the port went away (re-enumeration): wait for it to return
-                link = None
+                link = self._link = None
             except HilError:
                 if banner := _banner_identity(link):
-                    return banner, link
+                    return banner
                 if tried_reset or time.monotonic() + 1.0 >= deadline:
                     break
                 tried_reset = True
                 self._reset_silent_board()
                 deadline = time.monotonic() + timeout_s
         if link is not None and (banner := _banner_identity(link)):
-            return banner, link
+            return banner
         tail = " | ".join(list(link.console)[-8:]) if link is not None else ""
         what = "its console never appeared" if link is None else "it neither answered INFO nor printed a boot banner"
         raise BoardError(self.board.id, f"not ready within {timeout_s:g} s: {what} ({self.lease.console_url})",
