@@ -16,10 +16,10 @@ from typing import Any
 
 from hil.backends import BOARD_ERROR_ENV, Backend, BenchRequest
 from hil.config import HilConfig, Target
-from hil.errors import BoardError, ConfigError, HilError
+from hil.errors import BoardError, ConfigError, DeviceLost, HilError
 from hil.lab.bench import LEASE_ENV, Lab, Lease
 from hil.lab.image import FirmwareImage, load_image
-from hil.lab.strategy import BoardStrategy
+from hil.lab.strategy import BoardStrategy, wait_for_port
 
 
 class BoardBackend(Backend):
@@ -74,6 +74,11 @@ class BoardBackend(Backend):
                 lease.release()
                 raise
         self._lease = lease
+        if not wait_for_port(lease.console_url, lease.board.boot_timeout_s):
+            raise DeviceLost(
+                f"board {lease.board.id}: console {lease.console_url} did not come back within "
+                f"{lease.board.boot_timeout_s:g} s (unplugged, or still re-enumerating?)"
+            )
         return lease.console_url
 
     def stop(self) -> None:

@@ -148,7 +148,7 @@ class BoardStrategy:
         url = self.lease.console_url
         deadline = time.monotonic() + wait_s
         while True:
-            if _port_exists(url):
+            if port_exists(url):
                 try:
                     return Link.open(
                         url,
@@ -227,9 +227,20 @@ def _banner_identity(link: Link) -> Identity | None:
     return None
 
 
-def _port_exists(url: str) -> bool:
+def port_exists(url: str) -> bool:
+    """Whether a console port is there now (a USB port vanishes while its board re-enumerates)."""
     if url.startswith("hwgrep://"):
         return any(True for _ in list_ports.grep(url.removeprefix("hwgrep://")))
     if "://" in url:
         return True  # network ports: opening tells
     return Path(url).exists()
+
+
+def wait_for_port(url: str, timeout_s: float) -> bool:
+    """Wait up to ``timeout_s`` for the port to be there; False if it never came."""
+    deadline = time.monotonic() + timeout_s
+    while not port_exists(url):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(PORT_POLL_S)
+    return True

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -152,3 +153,53 @@ def test_second_run_on_a_held_board_fails_or_waits(tmp_path: Path, twin_pty: str
         assert waited.returncode == 0, waited.stdout[-3000:]
         assert time.monotonic() - started > 1.0
         other.wait(timeout=10)
+
+
+def _start_twin(log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    argv = [sys.executable, "-m", "hil.twin", "--models", str(ROOT / "models"), "--model", "sine", "--board", "twin"]
+    twin = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=log.open("ab"))
+    assert twin.stdout is not None
+    return twin, twin.stdout.readline().decode().strip().removeprefix(PTY_LINE_PREFIX)
+
+
+def test_console_that_goes_away_fails_that_test_and_the_next_gets_the_board_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hil.errors import DeviceLost
+    from hil.session import HilSession
+
+    console = tmp_path / "ttyBOARD"  # like /dev/serial/by-id/...: gone while the board re-enumerates
+    first, pty = _start_twin(tmp_path / "twin.log")
+    console.symlink_to(pty)
+    _lab(tmp_path, str(console))
+    monkeypatch.setenv("HIL_LAB", str(tmp_path / "lab.yaml"))
+    monkeypatch.setenv("HIL_LAB_STATE", str(tmp_path / "state"))
+    session = HilSession("pytest", "board:twin-1", out_dir=tmp_path / "out")
+    second = None
+    try:
+        session.device().infer_values("sine", [1.0])
+        first.kill()
+        first.wait(timeout=10)
+        console.unlink()
+        with pytest.raises(DeviceLost):  # the test that was running fails clearly...
+            session.device().infer_values("sine", [1.0])
+        replugged: list[subprocess.Popen[bytes]] = []
+
+        def replug() -> None:
+            twin, pty = _start_twin(tmp_path / "twin.log")
+            replugged.append(twin)
+            console.symlink_to(pty)
+
+        timer = threading.Timer(1.0, replug)  # the port returns while the next test waits for it
+        timer.start()
+        result = session.device().infer_values("sine", [1.0])  # ...and the next one gets the board back
+        timer.join()
+        second = replugged[0]
+        assert result.output.shape == (1, 1)
+    finally:
+        session.close()
+        for twin in (first, second):
+            if twin is not None:
+                twin.kill()
+                twin.wait(timeout=10)
+    assert BoardLock(tmp_path / "state", "twin-1").holder() is None
