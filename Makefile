@@ -13,7 +13,7 @@ OUT    ?= results
 # espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec;
 # the emulated bench: qemu-system-arm boards, gdb-multiarch to flash them, gcc-arm-none-eabi for
 # the bench's test image.
-SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi
+SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi ser2net
 system-deps:
 	@missing=""; for pkg in $(SYSTEM_DEPS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
@@ -30,7 +30,7 @@ $(VENV)/.installed-run: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[dev,train,build]'
+	$(BIN)/pip install --quiet -e '.[dev,train,build,lab]'
 	touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
