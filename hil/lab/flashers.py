@@ -43,13 +43,22 @@ TOOLS = {
 _GDB_SCRIPT = """\
 import gdb
 
+def fail(name, why, code):
+    print("HIL-GDB FAILED %s: %s" % (name, why), flush=True)
+    try:
+        gdb.execute("disconnect")  # not detach: that would start a blank or half-written board
+    except gdb.error:
+        pass
+    gdb.execute("quit %d" % code)
+
 def step(name, command):
     try:
         out = gdb.execute(command, to_string=True)
     except gdb.error as err:
-        print("HIL-GDB FAILED %s: %s" % (name, err), flush=True)
-        gdb.execute("quit 3")
+        fail(name, err, 3)
     print(out, end="", flush=True)
+    if command.startswith("monitor") and "unknown command" in out:
+        fail(name, out.strip(), 6)  # the server refused the monitor command but gdb calls it a success
     return out
 
 gdb.execute("set confirm off")
@@ -64,8 +73,7 @@ print("HIL-GDB DONE", flush=True)
 _GDB_LOAD = """\
 step("load", "load")
 if "MIS-MATCHED" in step("verify", "compare-sections"):
-    print("HIL-GDB FAILED verify: sections differ from the image after load", flush=True)
-    gdb.execute("quit 4")"""
+    fail("verify", "sections differ from the image after load", 4)"""
 
 
 @dataclass(frozen=True, slots=True)

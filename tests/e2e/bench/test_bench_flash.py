@@ -78,3 +78,14 @@ def test_flash_of_a_board_that_is_off_power_cycles_between_attempts(
     result = _hil(tmp_path, "flash", "--target", "board:qemu-1", "--firmware", str(elf), "--out", str(tmp_path / "o"))
     assert result.returncode == 0, result.stdout + result.stderr  # attempt 1 fails, power cycle, attempt 2 works
     assert BUILD_ID in result.stdout
+
+
+@pytest.mark.usefixtures("gdb_for_arm")
+def test_corrupt_image_fails_the_load_step_not_silently(tmp_path: Path, emulated_board: EmulatedBoard) -> None:
+    _lab(tmp_path, emulated_board, flash_retries=0)
+    elf = build_image(tmp_path / "img", BUILD_ID)
+    corrupt = tmp_path / "corrupt.elf"
+    corrupt.write_bytes(elf.read_bytes()[:120])  # an ELF header whose sections are cut off
+    result = _hil(tmp_path, "flash", "--target", "board:qemu-1", "--firmware", str(corrupt), "--out", str(tmp_path))
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "HIL-GDB FAILED load" in result.stdout
