@@ -74,7 +74,8 @@ def _objcopy(elf: Path, kind: str, out_dir: Path) -> Path | None:
             [tool, "-O", fmt, str(elf), str(out)], check=True, capture_output=True, timeout=OBJCOPY_TIMEOUT_S
         )
     except subprocess.CalledProcessError as err:
-        raise ConfigError(f"{OBJCOPY} could not make a {kind} of {elf}: {err.stderr.decode(errors='replace')}") from err
+        why = " ".join(err.stderr.decode(errors="replace").split()).replace(f"{tool}: ", "")
+        raise ConfigError(f"{elf}: not a usable ELF image ({OBJCOPY} could not make a {kind}: {why})") from err
     return out
 
 

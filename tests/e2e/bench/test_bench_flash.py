@@ -26,7 +26,7 @@ def _lab(tmp_path: Path, board: EmulatedBoard, **keys: object) -> Path:
              "serial": str(board.console), "power_on": board.on_argv, "power_off": board.off_argv,
              "boot_timeout_s": 5, "flash_retries": 1, "quarantine_after": 3}  # fmt: skip
     path = tmp_path / "lab.yaml"
-    path.write_text(json.dumps([entry | keys]))
+    path.write_text(json.dumps([{k: v for k, v in (entry | keys).items() if v is not None}]))  # None: leave out
     return path
 
 
@@ -80,12 +80,21 @@ def test_flash_of_a_board_that_is_off_power_cycles_between_attempts(
     assert BUILD_ID in result.stdout
 
 
-@pytest.mark.usefixtures("gdb_for_arm")
-def test_corrupt_image_fails_the_load_step_not_silently(tmp_path: Path, emulated_board: EmulatedBoard) -> None:
+def test_corrupt_image_is_refused_before_anything_is_flashed(tmp_path: Path, emulated_board: EmulatedBoard) -> None:
     _lab(tmp_path, emulated_board, flash_retries=0)
     elf = build_image(tmp_path / "img", BUILD_ID)
     corrupt = tmp_path / "corrupt.elf"
     corrupt.write_bytes(elf.read_bytes()[:120])  # an ELF header whose sections are cut off
     result = _hil(tmp_path, "flash", "--target", "board:qemu-1", "--firmware", str(corrupt), "--out", str(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{corrupt}: not a usable ELF image" in " ".join(result.stdout.split())
+
+
+@pytest.mark.usefixtures("gdb_for_arm")
+def test_gdb_server_that_does_not_answer_fails_the_connect_step(tmp_path: Path, emulated_board: EmulatedBoard) -> None:
+    subprocess.run(emulated_board.off_argv, check=True, timeout=30, capture_output=True)
+    _lab(tmp_path, emulated_board, flash_retries=0, power_on=None, power_off=None)  # off, and nobody to switch it on
+    elf = build_image(tmp_path / "img", BUILD_ID)
+    result = _hil(tmp_path, "flash", "--target", "board:qemu-1", "--firmware", str(elf), "--out", str(tmp_path))
     assert result.returncode == 3, result.stdout + result.stderr
-    assert "HIL-GDB FAILED load" in result.stdout
+    assert "HIL-GDB FAILED connect" in result.stdout
