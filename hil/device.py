@@ -60,6 +60,7 @@ class Device:
                 name=self.target.name,
                 console_log=self.artifacts_dir / f"console-{self.target.board_id}.log",
                 exit_reason=self.backend.exit_reason,
+                **self.backend.serial_options(),
             )
             return self._handshake()
         except BaseException:

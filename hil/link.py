@@ -75,14 +75,16 @@ class Link:
         the MCU when they are raised.
         """
         try:
+            # pyserial's rfc2217 (labgrid's ser2net consoles) refuses a write timeout: writes there have none.
+            write_timeout = None if url.startswith("rfc2217://") else WRITE_TIMEOUT_S
             port = serial.serial_for_url(
-                url, baudrate=baudrate, timeout=p.STALE_FRAME_S, write_timeout=WRITE_TIMEOUT_S, do_not_open=True
+                url, baudrate=baudrate, timeout=p.STALE_FRAME_S, write_timeout=write_timeout, do_not_open=True
             )
             if not dtr_rts:
                 port.dtr = False  # applied by open() instead of the default raised lines
                 port.rts = False
             port.open()
-        except (serial.SerialException, OSError, ValueError) as err:
+        except (serial.SerialException, OSError, ValueError, NotImplementedError) as err:
             raise DeviceLost(f"cannot open {name} console {url}: {err}") from err
         return cls(port, name=name, console_log=console_log, exit_reason=exit_reason)
 
@@ -173,7 +175,9 @@ class Link:
                 return []
             raise DeviceTimeout(self._timed_out(what, timeout_s))
         try:
-            self._port.timeout = min(remaining, p.STALE_FRAME_S)
+            timeout = min(remaining, p.STALE_FRAME_S)
+            if self._port.timeout != timeout:  # setting it renegotiates an rfc2217 port: only when it changes
+                self._port.timeout = timeout
             data = self._port.read(max(1, self._port.in_waiting))
         except PORT_ERRORS as err:
             raise DeviceLost(self._lost(f"the console closed while waiting for {what}: {err}")) from err

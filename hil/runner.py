@@ -58,7 +58,7 @@ def _argv(framework: str, target: Target, suites: Path, out_dir: Path) -> list[s
         sys.executable, "-m", "pytest", str(suites),
         f"--hil-target={target.name}", f"--hil-out={out_dir}",
         f"--junitxml={out_dir / 'junit-pytest.xml'}", "-o", f"junit_suite_name=HIL on {target.name}",
-        "-p", "no:cacheprovider", "-rs", "-v",
+        "-p", "no:cacheprovider", "-p", "no:labgrid", "-rs", "-v",
     ]  # fmt: skip
 
 

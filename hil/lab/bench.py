@@ -186,14 +186,14 @@ class Lab:
             return None
         if board.place is None:
             return Lease(board, _console(board), lock)
-        # A lone board waits in labgrid's own reservation queue; in a pool each place is only tried.
-        place = LabgridPlace(
-            board.place,
-            board.coordinator or self.config.lab_coordinator or "",
-            wait_s=wait_s if pool == 1 else 0.0,
-            log_dir=self.config.lab_state_dir / "labgrid",
-        )
         try:
+            # A lone board waits in labgrid's own reservation queue; in a pool each place is only tried.
+            place = LabgridPlace(
+                board.place,
+                board.coordinator or self.config.lab_coordinator or "",
+                wait_s=wait_s if pool == 1 else 0.0,
+                log_dir=self.config.lab_state_dir / "labgrid",
+            )
             place.acquire()
         except BoardBusy:
             lock.release()
