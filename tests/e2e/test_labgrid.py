@@ -195,3 +195,49 @@ def test_without_labgrid_a_place_says_how_to_install_it(monkeypatch: pytest.Monk
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     with pytest.raises(BackendUnavailable, match=r"pip install 'tinyml-hil\[lab\]'"):
         LabgridPlace(PLACE, "127.0.0.1:20408")
+
+
+def _lab_with_place(bench: LabgridBench, tmp_path: Path) -> Path:
+    lab = tmp_path / "lab.yaml"
+    lab.write_text(
+        f"- id: lg-twin\n  platform: twin\n  product: reference twin in a labgrid place\n  runner: command\n"
+        f"  flash_command: 'true {{bin}}'\n  place: {PLACE}\n  coordinator: {bench.coordinator}\n"
+        f"  boot_timeout_s: 10\n"
+    )
+    return lab
+
+
+def _hil_run_argv(lab: Path, out: Path) -> list[str]:
+    suite = ROOT / "tests" / "hil" / "test_sine.py"
+    return [sys.executable, "-m", "hil.cli", "--lab", str(lab), "run", "--target", "board:lg-twin",
+            "--suite", "pytest", "--pytest-suites", str(suite), "--out", str(out)]  # fmt: skip
+
+
+def test_hil_run_runs_a_suite_through_an_acquired_place(bench: LabgridBench, tmp_path: Path) -> None:
+    env = bench.client_env("dave") | {"HIL_LAB_STATE": str(tmp_path / "state")}
+    argv = _hil_run_argv(_lab_with_place(bench, tmp_path), tmp_path / "out")
+    done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "passed" in done.stdout
+    assert "acquired: None" in bench.client(["-p", PLACE, "show"], check=True).stdout  # released after the run
+
+
+def test_ctrl_c_on_hil_run_releases_the_place(bench: LabgridBench, tmp_path: Path) -> None:
+    env = bench.client_env("erin") | {"HIL_LAB_STATE": str(tmp_path / "state"), "HIL_LAB_WAIT": "0"}
+    argv = _hil_run_argv(_lab_with_place(bench, tmp_path), tmp_path / "out")
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True) as run:
+        try:
+            deadline = time.monotonic() + 60
+            while "/erin" not in bench.client(["-p", PLACE, "show"], check=True).stdout:
+                assert run.poll() is None, "hil run ended before it acquired the place"
+                assert time.monotonic() < deadline, "hil run did not acquire the place within 60 s"
+                time.sleep(0.2)
+            os.killpg(run.pid, signal.SIGINT)  # a terminal's Ctrl-C reaches the whole process group
+            out, _ = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, out[-2000:]
+    assert "Traceback" not in out
+    assert "acquired: None" in bench.client(["-p", PLACE, "show"], check=True).stdout
+    assert "Reservation" not in reservations(bench)
