@@ -95,11 +95,32 @@ static void uart_isr(const struct device *uart, void *user_data)
 	}
 }
 
+/* CONFIG_HIL_CONSOLE_BAUD: the speed the lab file's baud key expects (0: keep devicetree's). */
+static void set_baud(const struct device *uart)
+{
+	struct uart_config cfg;
+
+	if (CONFIG_HIL_CONSOLE_BAUD == 0) {
+		return;
+	}
+	int err = uart_config_get(uart, &cfg);
+
+	if (err == 0) {
+		cfg.baudrate = CONFIG_HIL_CONSOLE_BAUD;
+		err = uart_configure(uart, &cfg);
+	}
+	if (err != 0) {
+		LOG_WRN("UART %s refused %d baud (%d): keeping its devicetree speed", uart->name,
+			CONFIG_HIL_CONSOLE_BAUD, err);
+	}
+}
+
 int hil_port_init(const struct device *uart, struct k_sem *wake)
 {
 	if (!device_is_ready(uart)) {
 		return -ENODEV;
 	}
+	set_baud(uart);
 	port_uart = uart;
 	port_wake = wake;
 
