@@ -91,9 +91,7 @@ def _uses_dut(item: pytest.Item) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if _uses_dut(item):
-        session = _session(item.config)
-        session.recorder.start_test(item.module.__name__ if hasattr(item, "module") else "", item.name)
-        session.begin_test()
+        _session(item.config).start_test(item.module.__name__ if hasattr(item, "module") else "", item.name)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -119,5 +117,5 @@ def pytest_runtest_makereport(item: pytest.Item) -> Iterator[None]:
         )
         if report.skipped and isinstance(report.longrepr, tuple):
             message = report.longrepr[2]
-        _session(item.config).recorder.end_test(_STATUS[report.outcome], message)
+        _session(item.config).end_test(_STATUS[report.outcome], message)
     return report

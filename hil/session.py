@@ -44,6 +44,8 @@ class HilSession:
         self.zoo = ModelZoo(self.config.models_dir)
         self.recorder = MetricsRecorder(self.out_dir, framework, self.target.name)
         self._device: Device | None = None
+        self._test_name: str | None = None
+        self._console_mark: int | None = None  # the console line the running test started at
         self.last_emulated_cost: checks.EmulatedCostStats | None = None  # of the last latency check
 
     @property
@@ -64,6 +66,33 @@ class HilSession:
             info = self._device.restart()
             self.recorder.device_opened(info, self._device.backend.facts(), self._device.models)
         return self._device
+
+    def start_test(self, suite: str, name: str) -> None:
+        """A test begins: its metrics record opens, its console lines are counted from here."""
+        self.recorder.start_test(suite, name)
+        self._test_name = f"{suite}.{name}" if suite else name
+        self._console_mark = self._device.link.lines_seen if self._device and self._device.is_open else None
+        self.begin_test()
+
+    def end_test(self, status: str, message: str = "") -> None:
+        """A test ended: keep the console lines it saw in ``artifacts/<target>/console/<test>.log``."""
+        device = self._device
+        if device is not None and device.is_open and self._test_name:
+            link = device.link
+            oldest = link.lines_seen - len(link.console)
+            start = oldest if self._console_mark is None else max(self._console_mark, oldest)
+            lines = list(link.console)[start - oldest :]
+            path = self.artifacts_dir / "console" / f"{_file_name(self._test_name)}.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            cut = (
+                f"(earlier lines: {link.console_log})\n"
+                if self._console_mark is not None and start > self._console_mark
+                else ""
+            )
+            path.write_text(cut + "".join(f"{line}\n" for line in lines), encoding="utf-8")
+            self.recorder.note("console_log", str(path))
+        self.recorder.end_test(status, message)
+        self._test_name = None
 
     def begin_test(self) -> None:
         """Give the next test a freshly reset machine where the backend can reset one (Renode).
@@ -104,7 +133,7 @@ class HilSession:
         device = self._device
         if device is None or device.lost_reason() or not self.target.flag("snapshot_on_failure", True):
             return None
-        name = re.sub(r"[^\w.-]+", "_", test).strip("_")[:100] or "test"
+        name = _file_name(test)
         try:
             path = device.backend.save_snapshot(self.artifacts_dir / "snapshots" / f"{name}.save")
         except HilError as err:
@@ -262,3 +291,8 @@ class HilSession:
         self.recorder.model_fact(model, fact, match.as_dict() | {"stimulus": stimulus.path.name, "source": source})
         stimuli.check_events(model, match)
         return match
+
+
+def _file_name(test: str) -> str:
+    """A test's name as a file name: safe characters, bounded length."""
+    return re.sub(r"[^\w.-]+", "_", test).strip("_")[:100] or "test"

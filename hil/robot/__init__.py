@@ -99,9 +99,8 @@ class HilLibrary:
 
     def start_test(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
         if self._session:
-            self._session.recorder.start_test(result.parent.longname, result.name)
             try:
-                self._session.begin_test()
+                self._session.start_test(result.parent.longname, result.name)
             except HilError as err:  # the test's first keyword restarts the device and reports it
                 logger.warn(f"could not reset {self._session.target.name} before the test: {err}")
 
@@ -109,7 +108,7 @@ class HilLibrary:
         if self._session:
             if result.status == "FAIL" and (snapshot := self._session.snapshot_after_failure(result.longname)):
                 logger.warn(f"emulation saved as {result.name} failed it: {snapshot}")
-            self._session.recorder.end_test(result.status, result.message)
+            self._session.end_test(result.status, result.message)
 
     # --- session ------------------------------------------------------------------------------
 
