@@ -10,19 +10,22 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from hil import protocol as p
-from hil.backends import Backend, backend_class
+from hil.backends import Backend, EmulatorCost, SensorPlayback, backend_class
 from hil.config import HilConfig, Target
 from hil.errors import ConfigError, DeviceLost, DeviceTimeout, HilError, ProtocolError
 from hil.link import Link
 from hil.results import TFLITE_TYPE_CODES, DeviceInfo, InferenceResult, MemoryReport, ModelInfo, OpProfile
+from hil.stimuli import Stimulus
 
 HANDSHAKE_RETRY_S = 0.5
 
 InferenceObserver = Callable[[InferenceResult], None]
+T = TypeVar("T")
 
 
 class Device:
@@ -267,6 +270,35 @@ class Device:
         how()
         self.link.expect_line(p.READY_LINE, self.target.boot_timeout_s, since=since)
         return self._handshake()
+
+    # --- what the backend can do beyond the protocol (emulators can more than boards) -------
+
+    def facts(self) -> dict[str, str]:
+        """Where and what the device is: emulator version, board id, firmware, ... (for the results)."""
+        return self.backend.facts()
+
+    def reset_machine(self) -> bool:
+        """Reset the whole machine (peripherals and emulated sensors too) and wait until it answers.
+
+        False where the backend has no such reset (boards, plain executables) or the target turned it off.
+        """
+        how = self.backend.machine_reset()
+        if how is None:
+            return False
+        self.reboot(how)
+        return True
+
+    def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost | None]:
+        """Run ``action``; also return what it cost in the emulator (None where nothing counts it)."""
+        return self.backend.cost_of(action)
+
+    def save_snapshot(self, path: Path) -> Path | None:
+        """Save the emulated machine for a post-mortem; None where the backend cannot."""
+        return self.backend.save_snapshot(path)
+
+    def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
+        """Queue a recording in the device's emulated accelerometer (``SensorUnavailable`` elsewhere)."""
+        return self.backend.play_into_sensor(stimulus)
 
     def console_tail(self, lines: int = 20) -> list[str]:
         return list(self.link.console)[-lines:]

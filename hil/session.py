@@ -58,13 +58,13 @@ class HilSession:
             device = Device(self.target, self.config, self.artifacts_dir)
             device.observers.append(self.recorder.on_inference)
             info = device.open()
-            self.recorder.device_opened(info, device.backend.facts(), device.models)
+            self.recorder.device_opened(info, device.facts(), device.models)
             self._device = device
         elif reason := self._device.lost_reason():
             log.warning("%s went away (%s): restarting it", self.target.name, reason)
             self.recorder.note("device_restarted", reason)
             info = self._device.restart()
-            self.recorder.device_opened(info, self._device.backend.facts(), self._device.models)
+            self.recorder.device_opened(info, self._device.facts(), self._device.models)
         return self._device
 
     def start_test(self, suite: str, name: str) -> None:
@@ -103,8 +103,7 @@ class HilSession:
         device = self._device
         if device is None or device.lost_reason():
             return
-        if reset := device.backend.machine_reset():
-            device.reboot(reset)
+        device.reset_machine()
 
     @property
     def device_if_open(self) -> Device | None:
@@ -118,7 +117,7 @@ class HilSession:
             return facts
         info = device.info
         facts |= {"firmware_version": info.firmware_version, "firmware_build_id": info.build_id, "board": info.board}
-        backend_facts = device.backend.facts()
+        backend_facts = device.facts()
         for key in ("board_id", "board_product", "board_probe_id", "flash_method", "serial"):
             if backend_facts.get(key):
                 facts[key] = backend_facts[key]
@@ -135,7 +134,7 @@ class HilSession:
             return None
         name = _file_name(test)
         try:
-            path = device.backend.save_snapshot(self.artifacts_dir / "snapshots" / f"{name}.save")
+            path = device.save_snapshot(self.artifacts_dir / "snapshots" / f"{name}.save")
         except HilError as err:
             log.warning("no snapshot after %s failed: %s", test, err)
             return None
@@ -184,8 +183,7 @@ class HilSession:
         golden = self.zoo.golden(model)
         device = self.device()
         measured = [
-            device.backend.cost_of(lambda i=i: device.infer(model, golden.inputs[i % len(golden)]))
-            for i in range(inferences)
+            device.cost_of(lambda i=i: device.infer(model, golden.inputs[i % len(golden)])) for i in range(inferences)
         ]
         stats = checks.LatencyStats.of([result for result, _ in measured])
         self.recorder.model_fact(model, "latency_limit_us", limit_us)
@@ -245,7 +243,7 @@ class HilSession:
             "refractory_samples": streaming.refractory_samples,
         }
         if source == "sensor":
-            playback = device.backend.play_into_sensor(stimulus)
+            playback = device.play_into_sensor(stimulus)
             device.start_stream(model, **start, source=p.SOURCE_SENSOR)
             self._wait_played(device, playback)
             raw = []

@@ -139,7 +139,7 @@ class HilLibrary:
         )
         for name, value in self._session.identity().items():
             BuiltIn().set_suite_metadata(name, value, top=True)
-        facts = device.backend.facts()
+        facts = device.facts()
         if url := facts.get("renode_robot_server"):
             BuiltIn().set_suite_variable("${RENODE_ROBOT_SERVER}", url)
             BuiltIn().set_suite_variable("${RENODE_MACHINE}", facts["renode_machine"])
@@ -154,7 +154,7 @@ class HilLibrary:
         ``robot_server = true`` (or ``$HIL_RENODE_ROBOT=1``); elsewhere the test is skipped.
         Keywords that reset or end the emulation would pull the device away: don't use them.
         """
-        facts = self.session.device().backend.facts()
+        facts = self.session.device().facts()
         url = facts.get("renode_robot_server")
         if not url:
             raise BackendUnavailable(

@@ -47,7 +47,9 @@ def test_generator_is_deterministic(model: str) -> None:
 def test_eval_set_reproduces_the_committed_file(model: str, zoo: ModelZoo) -> None:
     x, y = data_module(model).eval_set()
     committed = zoo.eval_set(model)
-    np.testing.assert_array_equal(x.astype(np.float32), committed.x)
+    # kws features go through a float32 matrix product, which BLAS sums in an order that depends on
+    # the CPU (its SIMD width): the same generator gives the same features to within a few ulp.
+    np.testing.assert_allclose(x.astype(np.float32), committed.x, rtol=2e-6, atol=1e-6)
     np.testing.assert_array_equal(y, committed.y)
 
 
