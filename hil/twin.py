@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -35,7 +36,10 @@ from hil.results import TFLITE_TYPE_CODES, TFLITE_TYPES, DeviceInfo, MemoryRepor
 
 FIRMWARE_VERSION = "twin-" + version("tinyml-hil")
 PTY_LINE_PREFIX = "HIL-TWIN PTY "
-CLOCK_HZ = 1_000_000_000  # ticks are perf_counter_ns nanoseconds
+# Ticks are nanoseconds of CPU time of the thread that runs invoke: like a device's cycle counter,
+# they do not grow when the host is busy with other work (wall time under load grows several-fold).
+CLOCK_HZ = 1_000_000_000
+WALL_LOG_EVERY = 100  # inferences of a model between the twin log's ticks-vs-wall-time lines
 
 
 def twin_build_id(firmware_version: str, tflites: dict[str, bytes]) -> str:
@@ -54,6 +58,44 @@ class Refused(Exception):
         self.code = code
 
 
+class InvokeClock:
+    """Runs invoke and times it as a device would: CPU time of the invoking thread, in ticks.
+
+    Host wall time is kept as information only: every ``WALL_LOG_EVERY`` inferences of a model,
+    and at a reset, one line on ``log`` (stderr: the twin's log) compares the two.
+    """
+
+    def __init__(self, log: TextIO | None = None) -> None:
+        self._log = log
+        self._samples: dict[str, list[tuple[int, int]]] = {}  # model -> [(ticks, wall ns)]
+
+    def invoke(self, model: str, interpreter: object, tensor: np.ndarray) -> tuple[np.ndarray, int]:
+        """The output tensor and the ticks ``invoke`` took."""
+        wall_started = time.perf_counter_ns()
+        cpu_started = time.thread_time_ns()
+        output = tflm.invoke(interpreter, tensor)
+        ticks = time.thread_time_ns() - cpu_started
+        samples = self._samples.setdefault(model, [])
+        samples.append((ticks, time.perf_counter_ns() - wall_started))
+        if len(samples) >= WALL_LOG_EVERY:
+            self.flush()
+        return output, ticks
+
+    def flush(self) -> None:
+        """Write the ticks-vs-wall-time line of every model with inferences since the last one."""
+        log = self._log or sys.stderr
+        for model, samples in self._samples.items():
+            if samples:
+                ticks_us, wall_us = (np.array(column) / 1e3 for column in zip(*samples, strict=True))
+                log.write(
+                    f"{model}: {len(samples)} inferences: ticks (thread CPU) median {np.median(ticks_us):.1f} µs "
+                    f"p95 {np.percentile(ticks_us, 95):.1f} µs; host wall median {np.median(wall_us):.1f} µs "
+                    f"p95 {np.percentile(wall_us, 95):.1f} µs\n"
+                )
+        log.flush()
+        self._samples.clear()
+
+
 @dataclass
 class _LoadedModel:
     info: ModelInfo
@@ -63,7 +105,7 @@ class _LoadedModel:
 class _Stream:
     """The windowing of docs/protocol.md "Streaming", on samples fed over the protocol."""
 
-    def __init__(self, model: _LoadedModel, start: p.StreamStart) -> None:
+    def __init__(self, model: _LoadedModel, start: p.StreamStart, clock: InvokeClock) -> None:
         shape = model.info.input.shape
         sensor_window = shape[0] == 1 and (len(shape) in (2, 3) or (len(shape) == 4 and shape[3] == 1))
         if not sensor_window:
@@ -76,6 +118,7 @@ class _Stream:
             raise Refused(p.ErrorCode.UNSUPPORTED, f"unknown sample source {start.source}: use 0 (FEED) or 1 (sensor)")
         self.model = model
         self.start = start
+        self.clock = clock
         self.window = shape[1]
         self.channels = shape[2] if len(shape) > 2 else 1
         self.ring = np.zeros((self.window, self.channels), dtype=np.float32)
@@ -95,9 +138,8 @@ class _Stream:
     def _infer(self) -> p.Event | None:
         spec, out_spec = self.model.info.input, self.model.info.output
         oldest_first = np.roll(self.ring, -(self.samples % self.window), axis=0)
-        started = time.perf_counter_ns()
-        output = tflm.invoke(self.model.interpreter, spec.quantize(oldest_first)).ravel()
-        ticks = time.perf_counter_ns() - started
+        output, ticks = self.clock.invoke(self.start.model, self.model.interpreter, spec.quantize(oldest_first))
+        output = output.ravel()
         self.inferences += 1
         top = int(np.argmax(output))
         score = float(np.float32(np.float32(int(output[top]) - out_spec.zero_point) * np.float32(out_spec.scale)))
@@ -137,11 +179,13 @@ class TwinFirmware:
             p.MsgType.STREAM_STOP: self._stream_stop,
         }
         self._stream: _Stream | None = None
+        self.clock = InvokeClock()
         self._outbox: list[bytes] = []  # frames and lines emitted while handling, sent before the reply
         self.boot()
 
     def boot(self) -> None:
         """(Re)create every interpreter, as a device reset would."""
+        self.clock.flush()
         self._models.clear()
         self._stream = None
         for m in self._manifests:
@@ -221,12 +265,10 @@ class TwinFirmware:
                 f"model {request.model} takes {spec.nbytes} bytes ({spec.describe()}), got {len(request.data)}",
             )
         tensor = np.frombuffer(request.data, dtype=spec.numpy_dtype).reshape(spec.shape)
-        start = time.perf_counter_ns()
         try:
-            output = tflm.invoke(model.interpreter, tensor)
+            output, ticks = self.clock.invoke(request.model, model.interpreter, tensor)
         except (RuntimeError, ValueError) as err:
             raise Refused(p.ErrorCode.INVOKE_FAILED, f"invoke failed: {err}") from err
-        ticks = time.perf_counter_ns() - start
         return p.pack_infer_reply(p.InferReply(ticks, model.info.arena_used_bytes, output.tobytes()))
 
     @staticmethod
@@ -238,7 +280,7 @@ class TwinFirmware:
     def _stream_start(self, payload: bytes) -> bytes:
         start = p.unpack_stream_start(payload)
         self._stream = None  # as on the device: STREAM_START stops any stream first
-        stream = _Stream(self._model(start.model), start)
+        stream = _Stream(self._model(start.model), start, self.clock)
         if start.source == p.SOURCE_SENSOR:
             self._emit(stream.push(self._sensor_samples(start.model, stream.channels)))
         self._stream = stream
