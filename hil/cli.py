@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -21,7 +22,7 @@ from hil.errors import BackendUnavailable, HilError
 from hil.lab import cli as lab_cli
 from hil.metrics import merge_metrics
 from hil.models import ModelZoo, verify_model
-from hil.runner import SUITES, run_suites, suite_dirs
+from hil.runner import MODELS_DIR_ENV, SUITES, run_suites, suite_dirs, suites_in
 
 console = Console() if sys.stdout.isatty() else Console(width=160)  # CI logs are wide
 # Exit codes (docs/bench.md): 0 all passed, 1 a test failed, 2 usage, configuration or a missing
@@ -102,6 +103,10 @@ def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
 
 
 def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
+    if args.models_dir:
+        models_dir = args.models_dir.resolve()
+        config = dataclasses.replace(config, models_dir=models_dir)
+        os.environ[MODELS_DIR_ENV] = str(models_dir)  # the suite processes load the same zoo
     target = config.target(args.target or config.default_target)
     out_dir = (args.out or config.results_dir).resolve()
     frameworks = SUITES if args.suite == "all" else (args.suite,)
@@ -110,9 +115,11 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         console.rule(f"[bold]{framework}[/bold] suites in {path} on [bold]{target.name}[/bold]")
 
     try:
-        suites = suite_dirs(config)
-        suites["robot"] = (args.robot_suites or suites["robot"]).resolve()
-        suites["pytest"] = (args.pytest_suites or suites["pytest"]).resolve()
+        suites = suites_in(args.suites.resolve(), args.suite) if args.suites else suite_dirs(config)
+        if args.suites and args.suite == "all":
+            frameworks = tuple(f for f in SUITES if f in suites or getattr(args, f"{f}_suites"))
+        suites["robot"] = (args.robot_suites or suites.get("robot") or suite_dirs(config)["robot"]).resolve()
+        suites["pytest"] = (args.pytest_suites or suites.get("pytest") or suite_dirs(config)["pytest"]).resolve()
         bench = BenchRequest(
             artifacts_dir=out_dir / "artifacts" / target.board_id,
             firmware=args.firmware,
@@ -123,8 +130,10 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         )
         summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce, bench=bench)
     except BackendUnavailable as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {err}", soft_wrap=True)
         return EXIT_UNAVAILABLE
+    except (KeyboardInterrupt, Terminated) as err:
+        return _interrupted(err, f"stopped the suites and every process they started; results so far in {out_dir}")
     _print_report(out_dir, summary.metrics)
     if summary.board_error:
         console.print(f"[red]board error[/red] (no test ran): {summary.board_error}")
@@ -257,6 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--target", help="target name (default: reference, or default_target in hil.toml)")
     run.add_argument("--suite", choices=(*SUITES, "all"), default="all", help="which suites to run (default: all)")
     run.add_argument("--out", type=Path, help="results directory (default: results/)")
+    run.add_argument(
+        "--suites",
+        type=Path,
+        help="folder of your own suites, anywhere: its *.robot files run with Robot, its test_*.py with pytest",
+    )
+    run.add_argument("--models-dir", type=Path, help="model zoo to use (default: models_dir in hil.toml, or models/)")
     run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
     run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
     lab_cli.add_bench_options(run)
@@ -282,19 +297,29 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 EXIT_TERMINATED = 143  # 128 + SIGTERM
 
 
+class Terminated(SystemExit):
+    """SIGTERM (a CI job cancelled), raised where the main thread is so every ``with`` unwinds."""
+
+
 def _terminate(signum: int, frame: object) -> None:
-    """SIGTERM (a CI job cancelled) unwinds like Ctrl-C: boards, places and children are released."""
+    """SIGTERM unwinds like Ctrl-C: boards, places and children are released."""
     del signum, frame
-    raise SystemExit(EXIT_TERMINATED)
+    raise Terminated(EXIT_TERMINATED)
+
+
+def _interrupted(err: BaseException, what: str) -> int:
+    """The one line an interrupted command prints, and its exit code."""
+    terminated = isinstance(err, Terminated)
+    console.print(f"[red]{'terminated' if terminated else 'interrupted'}[/red]: {what}", soft_wrap=True)
+    return EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
 
 
 def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return _main(argv)
-    except KeyboardInterrupt:
-        console.print("[red]interrupted[/red]: stopped what was running and released the bench")
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as err:
+        return _interrupted(err, "stopped what was running and released the bench")
 
 
 def _main(argv: list[str] | None) -> int:
@@ -305,7 +330,7 @@ def _main(argv: list[str] | None) -> int:
         config = load_config(args.config)
         return args.func(config, args)
     except HilError as err:
-        console.print(f"[red]error:[/red] {err}")
+        console.print(f"[red]error:[/red] {err}", soft_wrap=True)
         return EXIT_UNAVAILABLE
 
 

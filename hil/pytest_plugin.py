@@ -9,6 +9,8 @@ tests with the reason. Each such test leaves one metrics record.
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -39,6 +41,17 @@ def _session(config: pytest.Config) -> HilSession:
             config.getoption("--hil-out"),
         )
     return config.stash[_SESSION_KEY]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish() -> None:
+    """Under ``hil run``, a Ctrl-C after the last test has nothing left to stop: let the reports be written.
+
+    pytest turns a SIGINT during the session into a clean stop, but one that arrives while it
+    finishes ends in a traceback; ``hil run`` ends the process itself if it takes too long.
+    """
+    if os.environ.get("HIL_RUN_ID"):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -1,17 +1,51 @@
-"""A child process owned by a backend: started once, stopped with terminate → wait → kill."""
+"""Child processes that never outlive the harness: own process group, parent-death signal, bounded stops.
+
+A :class:`ChildProcess` is started once and stopped with terminate → wait → kill. With
+``own_group=True`` it leads its own session (a Ctrl-C in the terminal reaches only the harness,
+which stops it in order) and Linux kills it when the thread that started it dies. The runner
+also marks every process of a run with an environment variable and ends whatever still carries
+it when the run is over (:func:`end_marked_processes`), the cookie Jenkins' ProcessTreeKiller
+uses for the same purpose: it finds descendants that started sessions of their own.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import os
 import signal
 import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 STOP_TIMEOUT_S = 5.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_POLL_S = 0.05
+
+
+def parent_death_signal(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to send ``sig`` to the child when the thread that started it dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: nothing to load in the child
+    except (OSError, AttributeError):
+        return None
+
+    def set_pdeathsig() -> None:
+        prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+
+    return set_pdeathsig
 
 
 class ChildProcess:
-    def __init__(self, what: str, argv: list[str], log: Path, **popen: object) -> None:
+    def __init__(self, what: str, argv: list[str], log: Path, *, own_group: bool = False, **popen: object) -> None:
         self.what = what
+        self.own_group = own_group
+        if own_group:
+            popen |= {"start_new_session": True, "preexec_fn": parent_death_signal()}
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
@@ -33,16 +67,78 @@ class ChildProcess:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        end_process(proc)
+        end_process(proc, group=self.own_group)
 
 
-def end_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> None:
-    """Terminate, wait, then kill; close its pipes and reap it."""
-    with proc:
+def signal_group(pgid: int, sig: signal.Signals) -> bool:
+    """Send ``sig`` to process group ``pgid``; False if the group is gone."""
+    try:
+        os.killpg(pgid, sig)
+        return True
+    except (ProcessLookupError, PermissionError):  # gone, or the id now belongs to someone else
+        return False
+
+
+def end_process(proc: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S, *, group: bool = False) -> None:
+    """Terminate, wait, then kill (the whole group if the child leads one); close its pipes and reap it."""
+    with proc, deferred_signals():
         if proc.poll() is None:
-            proc.terminate()
+            if not (group and signal_group(proc.pid, signal.SIGTERM)):
+                proc.terminate()
             try:
                 proc.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=timeout_s)
+        if group:
+            signal_group(proc.pid, signal.SIGKILL)  # what the leader left behind in its group
+
+
+@contextlib.contextmanager
+def deferred_signals() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a cleanup runs, so a second Ctrl-C cannot cut it short."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def marked_processes(key: str, value: str) -> list[int]:
+    """Pids of the live processes whose environment holds ``key=value`` (Linux /proc; elsewhere none)."""
+    needle = f"{key}={value}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0") and not _is_zombie(entry):
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile, or another user's
+            continue
+    return found
+
+
+def _is_zombie(entry: Path) -> bool:
+    stat = (entry / "stat").read_text()
+    return stat[stat.rindex(")") + 2 :].startswith("Z")
+
+
+def end_marked_processes(key: str, value: str, timeout_s: float = STOP_TIMEOUT_S) -> list[int]:
+    """Terminate, then kill, every process carrying ``key=value``; return the pids that were found."""
+    found = marked_processes(key, value)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = marked_processes(key, value)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + timeout_s
+        while left and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
+            left = marked_processes(key, value)
+        if not left:
+            break
+    return found

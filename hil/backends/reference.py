@@ -50,7 +50,11 @@ class ReferenceBackend(Backend):
             argv += ["--sensor-file", str(self.sensor_file)]
             self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
         argv += [arg for model in self.target.option("models", []) for arg in ("--model", model)]
-        self._twin = ChildProcess("reference twin", argv, self.artifacts_dir / "twin.log", stdout=subprocess.PIPE)
+        # Its own process group: a Ctrl-C meant for the suite does not kill the device under it.
+        log = self.artifacts_dir / "twin.log"
+        self._twin = ChildProcess(
+            "reference twin", argv, log, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, own_group=True
+        )
         line = self._first_line(self.target.boot_timeout_s)
         if line.startswith(PTY_LINE_PREFIX):
             return line.removeprefix(PTY_LINE_PREFIX)
