@@ -168,7 +168,9 @@ class ModelZoo:
     def __init__(self, root: Path) -> None:
         self.root = root
         if not root.is_dir():
-            raise ConfigError(f"models directory {root} does not exist: pass --models or set models_dir in hil.toml")
+            raise ConfigError(
+                f"models directory {root} does not exist: set models_dir in hil.toml or pass --models-dir"
+            )
 
     def names(self) -> list[str]:
         return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
