@@ -13,33 +13,45 @@ override targets without code::
     zephyr_board = "my_board"
     platform = "/abs/path/my_board.repl"
     console = "sysbus.uart0"
+
+The whole file is checked when it loads (:class:`HilFile`, and each target against its backend's
+options model in :mod:`hil.options`): every problem is reported with the file, the line and the
+key, and a misspelt key or target name gets the nearest valid one.
 """
 
 from __future__ import annotations
 
-import difflib
+import math
 import os
-import tomllib
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import Field, ValidationError
 
 from hil.errors import ConfigError
+from hil.inputs import InputError, Loc, Problem, model_keys, problems_from, suggest
+from hil.options import BACKENDS, Strict, TargetKeys, TargetOptions, Text
+from hil.tomlfile import TomlFile, parse_toml, read_toml
 
-BACKEND_NAMES = ("reference", "renode", "qemu", "native", "board")
-_COMMON_KEYS = {"backend", "description", "timeout_s", "boot_timeout_s", "zephyr_board"}
+Opts = TypeVar("Opts", bound=TargetOptions)
+CATALOG = "targets.toml"
 
 
 def truthy(value: object) -> bool:
-    """1/true/yes/on (any case) as True; anything else False."""
+    """1/true/yes/on (any case) as True; anything else False (for environment variables)."""
     return str(value).strip().lower() in {"1", "true", "yes", "on"}
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """A resource record: which backend drives the device and where its pieces are."""
+    """A resource record: which backend drives the device and where its pieces are.
+
+    ``options`` holds the backend's own keys, typed (:mod:`hil.options`); read them through
+    :meth:`options_as`, e.g. ``target.options_as(RenodeOptions).platform``.
+    """
 
     name: str
     backend: str
@@ -47,43 +59,38 @@ class Target:
     zephyr_board: str | None = None
     timeout_s: float = 30.0
     boot_timeout_s: float = 30.0
-    options: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    options: TargetOptions = field(default_factory=TargetOptions)
 
     def __post_init__(self) -> None:
-        if self.backend not in BACKEND_NAMES:
-            raise ConfigError(f"target {self.name!r}: unknown backend {self.backend!r}; use one of {BACKEND_NAMES}")
-        if self.timeout_s <= 0 or self.boot_timeout_s <= 0:
-            raise ConfigError(f"target {self.name!r}: timeouts must be positive")
+        spec = BACKENDS.get(self.backend)
+        if spec is None:
+            raise ConfigError(
+                f"target {self.name!r}: unknown backend {self.backend!r}{suggest(self.backend, BACKENDS)}: "
+                f"use one of {', '.join(BACKENDS)}"
+            )
+        for name in ("timeout_s", "boot_timeout_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"target {self.name!r}: {name} must be a positive number of seconds, got {value!r}")
+        if type(self.options) is TargetOptions and spec.options is not TargetOptions:
+            try:
+                object.__setattr__(self, "options", spec.options())
+            except ValidationError as err:
+                missing = ", ".join(str(e["loc"][-1]) for e in err.errors())
+                raise ConfigError(f"target {self.name!r}: the {self.backend} backend needs {missing}") from err
+        if not isinstance(self.options, spec.options):
+            raise ConfigError(f"target {self.name!r}: {self.backend} targets take {spec.options.__name__}")
 
     @property
     def board_id(self) -> str:
         """File-name-safe name, e.g. for per-target build directories."""
         return self.name.replace(":", "-").replace("/", "_")
 
-    def option(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
-
-    def flag(self, key: str, default: bool = False) -> bool:
-        """A yes/no option: TOML booleans, or 1/true/yes/on (e.g. from an environment variable)."""
-        return truthy(self.options.get(key, default))
-
-    @classmethod
-    def from_table(cls, name: str, table: dict[str, Any]) -> Target:
-        if "backend" not in table:
-            raise ConfigError(f"target {name!r} has no backend: set backend to one of {BACKEND_NAMES}")
-        extra = {k: v for k, v in table.items() if k not in _COMMON_KEYS}
-        try:
-            return cls(
-                name=name,
-                backend=table["backend"],
-                description=str(table.get("description", "")),
-                zephyr_board=table.get("zephyr_board"),
-                timeout_s=float(table.get("timeout_s", 30.0)),
-                boot_timeout_s=float(table.get("boot_timeout_s", 30.0)),
-                options=MappingProxyType(extra),
-            )
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"target {name!r}: {err}") from err
+    def options_as(self, kind: type[Opts]) -> Opts:
+        """The backend options, as the backend's own model (a :class:`ConfigError` if it is another's)."""
+        if not isinstance(self.options, kind):
+            raise ConfigError(f"target {self.name} is a {self.backend} target: it has no {kind.__name__}")
+        return self.options
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +115,10 @@ class HilConfig:
         if name.startswith("board:") and len(name) > len("board:"):
             # Any board the lab file names (board:<id> or board:<platform>): the lab resolves it.
             return Target(name=name, backend="board", description="a board from the lab file")
-        close = difflib.get_close_matches(name, list(self.targets), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise ConfigError(f"unknown target {name!r}: {hint}known targets are {', '.join(self.targets)}")
+        raise ConfigError(f"unknown target {name!r}{suggest(name, self.targets)}: known targets are {self.known()}")
+
+    def known(self) -> str:
+        return ", ".join(self.targets)
 
 
 def _default_state_dir() -> Path:
@@ -118,12 +126,83 @@ def _default_state_dir() -> Path:
     return Path(base) / "tinyml-hil" / "lab"
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise ConfigError(f"cannot read config {path}: {err}") from err
+# --- the file ------------------------------------------------------------------------------------
+
+
+class LabTable(Strict):
+    """``[lab]``: where the lab file and the bench's state are, and a labgrid coordinator."""
+
+    file: Text | None = None
+    state_dir: Text | None = None
+    coordinator: Text | None = None
+
+
+class HilFile(Strict):
+    """The top level of ``hil.toml``; paths are relative to the file."""
+
+    models_dir: Text = "models"
+    firmware_dir: Text = "firmware"
+    build_dir: Text = "build"
+    results_dir: Text = "results"
+    zephyr_base: Text | None = None
+    default_target: Text | None = None
+    lab: LabTable = LabTable()
+    targets: dict[Text, dict[str, Any]] = Field(default_factory=dict)
+
+
+def _file_problems(err: ValidationError, file: TomlFile) -> list[Problem]:
+    return problems_from(err, file.path, line_of=file.line_of, candidates=lambda loc: model_keys(HilFile, loc))
+
+
+def target_from_table(name: str, table: dict[str, Any], file: TomlFile) -> Target:
+    """A target from its table in ``file``; an :class:`InputError` lists every problem with its line."""
+    loc: Loc = ("targets", name)
+    backend = table.get("backend")
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        if backend is None:
+            message = f"missing key 'backend': set it to one of {', '.join(BACKENDS)}"
+        else:
+            hint = suggest(backend, BACKENDS) if isinstance(backend, str) else ""
+            shown = repr(backend) if isinstance(backend, str) else f"{backend!r} (not a string)"
+            message = f"unknown backend {shown}{hint}: use one of {', '.join(BACKENDS)}"
+        where = (*loc, "backend") if backend is not None else loc
+        raise InputError([Problem(file.path, file.line_of(where), where, message)])
+    spec = BACKENDS[backend]
+    common = {k: v for k, v in table.items() if k in TargetKeys.model_fields}
+    own = {k: v for k, v in table.items() if k not in TargetKeys.model_fields}
+    valid_keys = [*TargetKeys.model_fields, *spec.options.model_fields]
+    hints = {name: f.description for name, f in spec.options.model_fields.items() if f.description}
+    problems: list[Problem] = []
+    keys = options = None
+    for model, values in ((TargetKeys, common), (spec.options, own)):
+        try:
+            checked = model.model_validate(values)
+        except ValidationError as err:
+            problems += problems_from(
+                err, file.path, prefix=loc, line_of=file.line_of, candidates=lambda _loc: valid_keys, hints=hints
+            )
+            continue
+        if isinstance(checked, TargetKeys):
+            keys = checked
+        else:
+            options = checked
+    if problems or keys is None or options is None:
+        raise InputError(problems)
+    options._written.update(own)
+    return Target(
+        name=name,
+        backend=backend,
+        description=keys.description,
+        zephyr_board=keys.zephyr_board,
+        timeout_s=float(keys.timeout_s),
+        boot_timeout_s=float(keys.boot_timeout_s),
+        options=options,
+    )
+
+
+def _catalog() -> TomlFile:
+    resource = files("hil").joinpath(CATALOG)
+    return parse_toml(Path(str(resource)), resource.read_bytes())
 
 
 def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig:
@@ -133,51 +212,79 @@ def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig
         path = Path(os.environ["HIL_CONFIG"])
     if path is None and (root / "hil.toml").is_file():
         path = root / "hil.toml"
-    builtin = tomllib.loads(files("hil").joinpath("targets.toml").read_text())
-    user = _read_toml(path) if path else {}
+    builtin = _catalog()
+    user = read_toml(path) if path else TomlFile(Path("hil.toml"), {}, {})
     if path:
         root = path.resolve().parent
-    tables = {**builtin["targets"], **user.get("targets", {})}
-    targets = {name: Target.from_table(name, table) for name, table in tables.items()}
+    problems: list[Problem] = []
+    try:
+        settings = HilFile.model_validate(user.data)
+    except ValidationError as err:
+        problems += _file_problems(err, user)
+        settings = HilFile.model_validate(_without(user.data, [p.loc for p in problems]))
+    tables = {name: (table, builtin) for name, table in builtin.data.get("targets", {}).items()}
+    tables |= {name: (table, user) for name, table in settings.targets.items()}
+    targets: dict[str, Target] = {}
+    for name, (table, file) in tables.items():
+        try:
+            targets[name] = target_from_table(name, table, file)
+        except InputError as err:
+            problems += err.problems
 
-    def where(key: str, default: str) -> Path:
-        return (root / user.get(key, default)).resolve()
+    def where(value: str) -> Path:
+        return (root / value).resolve()
 
-    default_target = os.environ.get("HIL_TARGET") or user.get("default_target", "reference")
     config = HilConfig(
         root=root,
-        models_dir=where("models_dir", "models"),
-        firmware_dir=where("firmware_dir", "firmware"),
-        build_dir=where("build_dir", "build"),
-        results_dir=where("results_dir", "results"),
-        default_target=default_target,
+        models_dir=where(settings.models_dir),
+        firmware_dir=where(settings.firmware_dir),
+        build_dir=where(settings.build_dir),
+        results_dir=where(settings.results_dir),
+        default_target=os.environ.get("HIL_TARGET") or settings.default_target or "reference",
         targets=MappingProxyType(targets),
-        zephyr_base=where("zephyr_base", "") if user.get("zephyr_base") else None,
+        zephyr_base=where(settings.zephyr_base) if settings.zephyr_base else None,
         source=path,
-        **_lab_settings(user.get("lab", {}), root, path),
+        **_lab_settings(settings.lab, root),
     )
-    config.target(default_target)  # fail early on a typo
+    if not problems:
+        problems += _default_target_problems(config, user)
+    if problems:
+        raise InputError(sorted(problems, key=lambda p: (str(p.path), p.line or 0)))
     return config
 
 
-def _lab_settings(table: Any, root: Path, source: Path | None) -> dict[str, Any]:
+def _without(data: dict[str, Any], bad: list[Loc]) -> dict[str, Any]:
+    """``data`` less the keys (or single targets) that have problems, so that the rest can be checked."""
+    drop = {loc[0] for loc in bad if loc and (loc[0] != "targets" or len(loc) == 1)}
+    kept = {k: v for k, v in data.items() if k not in drop}
+    if isinstance(kept.get("targets"), dict):
+        bad_targets = {loc[1] for loc in bad if len(loc) > 1 and loc[0] == "targets"}
+        kept["targets"] = {n: t for n, t in kept["targets"].items() if n not in bad_targets}
+    return kept
+
+
+def _default_target_problems(config: HilConfig, user: TomlFile) -> list[Problem]:
+    """Fail early on a typo in ``default_target`` or ``$HIL_TARGET``."""
+    try:
+        config.target(config.default_target)
+    except ConfigError as err:
+        if os.environ.get("HIL_TARGET"):
+            return [Problem(Path("$HIL_TARGET"), None, (), str(err))]
+        loc: Loc = ("default_target",)
+        return [Problem(user.path, user.line_of(loc), loc, str(err))]
+    return []
+
+
+def _lab_settings(table: LabTable, root: Path) -> dict[str, Any]:
     """``[lab]`` in hil.toml (file, state_dir, coordinator), with $HIL_LAB and $LG_COORDINATOR on top."""
-    if not isinstance(table, dict):
-        raise ConfigError(f"{source}: lab must be a table: [lab] with file, state_dir, coordinator")
-    unknown = set(table) - {"file", "state_dir", "coordinator"}
-    if unknown:
-        raise ConfigError(f"{source}: [lab] has unknown keys {sorted(unknown)}: use file, state_dir, coordinator")
-    for key, value in table.items():
-        if not isinstance(value, str) or not value:
-            raise ConfigError(f"{source}: [lab] {key} must be a non-empty string, got {value!r}")
     settings: dict[str, Any] = {}
-    lab_file = os.environ.get("HIL_LAB") or table.get("file")
+    lab_file = os.environ.get("HIL_LAB") or table.file
     if lab_file:
         settings["lab_file"] = (root / lab_file).resolve()
     elif (root / "lab.yaml").is_file():
         settings["lab_file"] = (root / "lab.yaml").resolve()
-    if state_dir := os.environ.get("HIL_LAB_STATE") or table.get("state_dir"):
+    if state_dir := os.environ.get("HIL_LAB_STATE") or table.state_dir:
         settings["lab_state_dir"] = (root / state_dir).resolve()
-    if coordinator := os.environ.get("LG_COORDINATOR") or table.get("coordinator"):
+    if coordinator := os.environ.get("LG_COORDINATOR") or table.coordinator:
         settings["lab_coordinator"] = coordinator
     return settings

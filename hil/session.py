@@ -130,7 +130,7 @@ class HilSession:
         Only where the backend can; target option ``snapshot_on_failure = false`` turns it off.
         """
         device = self._device
-        if device is None or device.lost_reason() or not self.target.flag("snapshot_on_failure", True):
+        if device is None or device.lost_reason() or not self.target.options.snapshot_on_failure:
             return None
         name = _file_name(test)
         try:

@@ -1,6 +1,7 @@
 """Backends: each brings a device up and hands back a byte stream that speaks the wire protocol.
 
-One module per backend; a module is imported only when its backend is used, so a missing
+One module per backend, named in the one table of backends (``hil.options.BACKENDS``, with each
+backend's options model); a module is imported only when its backend is used, so a missing
 optional tool never breaks the others.
 """
 
@@ -17,6 +18,8 @@ from typing import Any, TypeVar
 
 from hil.config import HilConfig, Target
 from hil.errors import ConfigError, SensorUnavailable
+from hil.inputs import suggest
+from hil.options import BACKENDS, FirmwareOptions
 from hil.stimuli import Stimulus
 
 T = TypeVar("T")
@@ -24,14 +27,6 @@ T = TypeVar("T")
 # Set by ``hil run`` for its suite processes when the bench board could not be brought up:
 # every test then reports that board error instead of running.
 BOARD_ERROR_ENV = "HIL_BOARD_ERROR"
-
-_MODULES = {
-    "reference": "hil.backends.reference:ReferenceBackend",
-    "renode": "hil.backends.renode:RenodeBackend",
-    "qemu": "hil.backends.qemu:QemuBackend",
-    "native": "hil.backends.native:NativeBackend",
-    "board": "hil.backends.board:BoardBackend",
-}
 
 
 class SensorPlayback(ABC):
@@ -148,8 +143,9 @@ class Backend(ABC):
 
 def firmware_image(target: Target, config: HilConfig, filename: str = "zephyr.elf") -> Path:
     """The built firmware of ``target``: its ``firmware`` option, else ``<build_dir>/<target>/zephyr/<filename>``."""
-    if explicit := target.option("firmware"):
-        return (config.root / explicit).resolve()
+    options = target.options
+    if isinstance(options, FirmwareOptions) and options.firmware:
+        return (config.root / options.firmware).resolve()
     return config.build_dir / target.board_id / "zephyr" / filename
 
 
@@ -168,10 +164,12 @@ def free_tcp_port() -> int:
 
 
 def backend_class(name: str) -> type[Backend]:
-    try:
-        module_name, class_name = _MODULES[name].split(":")
-    except KeyError:
-        raise ConfigError(f"unknown backend {name!r}: known backends are {', '.join(_MODULES)}") from None
+    """The driver class of backend ``name`` (its module imported now: only the backends used are)."""
+    spec = BACKENDS.get(name)
+    if spec is None:
+        hint = suggest(name, BACKENDS)
+        raise ConfigError(f"unknown backend {name!r}{hint}: known backends are {', '.join(BACKENDS)}")
+    module_name, class_name = spec.driver.split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
 

@@ -20,6 +20,7 @@ from hil.errors import BoardError, ConfigError, DeviceLost, HilError
 from hil.lab.bench import LEASE_ENV, Lab, Lease
 from hil.lab.image import FirmwareImage, load_image
 from hil.lab.strategy import BoardStrategy, wait_for_port
+from hil.options import BoardOptions
 
 
 class BoardBackend(Backend):
@@ -106,6 +107,6 @@ def _wait_s() -> float:
 
 def _image(target: Target, config: HilConfig, given: Path | None, work_dir: Path) -> FirmwareImage | None:
     """The image a run asks for: ``--firmware``, else the target's ``firmware`` option, else none."""
-    if given is None and (option := target.option("firmware")):
-        given = config.root / str(option)
+    if given is None and (option := target.options_as(BoardOptions).firmware):
+        given = config.root / option
     return load_image(given, work_dir / "images") if given else None

@@ -24,8 +24,8 @@ from hil.backends import Backend, firmware_image, free_tcp_port, missing_firmwar
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
+from hil.options import QemuOptions
 
-DEFAULT_ICOUNT_SHIFT = 3  # 2**3 ns per instruction: 125 MIPS, nearest to the budgets' 100 MIPS
 LISTEN_POLL_S = 0.02
 PROC_NET_TCP = Path("/proc/net/tcp")
 TCP_LISTEN = "0A"
@@ -56,13 +56,14 @@ class QemuBackend(Backend):
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
         self._port = free_tcp_port()
+        options = self.target.options_as(QemuOptions)
         argv = [
             str(tools.find_on_path("qemu-system-arm")),
-            "-machine", self.target.option("machine"),
-            "-cpu", self.target.option("cpu", "cortex-m3"),
+            "-machine", options.machine,
+            "-cpu", options.cpu,
             "-nographic", "-monitor", "none", "-nodefaults",
             "-serial", f"tcp:127.0.0.1:{self._port},server=on,wait=on",
-            "-icount", f"shift={self.target.option('icount_shift', DEFAULT_ICOUNT_SHIFT)},align=off,sleep=on",
+            "-icount", f"shift={options.icount_shift},align=off,sleep=on",
             "-rtc", "clock=vm",
             "-kernel", str(firmware_image(self.target, self.config)),
         ]  # fmt: skip

@@ -20,6 +20,7 @@ from hil.backends import Backend, SensorPlayback
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, DeviceTimeout
+from hil.options import ReferenceOptions
 from hil.stimuli import Stimulus
 from hil.twin import PTY_LINE_PREFIX
 
@@ -49,7 +50,7 @@ class ReferenceBackend(Backend):
         if self._has_accelerometer:
             argv += ["--sensor-file", str(self.sensor_file)]
             self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
-        argv += [arg for model in self.target.option("models", []) for arg in ("--model", model)]
+        argv += [arg for model in self._options.models or () for arg in ("--model", model)]
         # Its own process group: a Ctrl-C meant for the suite does not kill the device under it.
         log = self.artifacts_dir / "twin.log"
         self._twin = ChildProcess(
@@ -81,13 +82,17 @@ class ReferenceBackend(Backend):
         return line.decode(errors="replace").strip()
 
     @property
+    def _options(self) -> ReferenceOptions:
+        return self.target.options_as(ReferenceOptions)
+
+    @property
     def sensor_file(self) -> Path:
         return self.artifacts_dir / "twin-accelerometer.f32"
 
     @property
     def _has_accelerometer(self) -> bool:
         """Target option ``accelerometer = false`` plays a device without one."""
-        return self.target.flag("accelerometer", True)
+        return self._options.accelerometer
 
     def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
         if not self._has_accelerometer:

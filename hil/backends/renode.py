@@ -46,6 +46,7 @@ from hil.backends import Backend, EmulatorCost, SensorPlayback, firmware_image, 
 from hil.backends._process import ChildProcess, end_process
 from hil.config import HilConfig, Target, truthy
 from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError, SensorUnavailable
+from hil.options import RenodeOptions
 from hil.stimuli import Stimulus
 from hil.tools import RENODE_MIN_VERSION
 
@@ -61,7 +62,6 @@ CONNECT_RETRY_S = 0.1
 QUIT_TIMEOUT_S = 10.0
 KILL_TIMEOUT_S = 5.0
 CONSOLE_TERMINAL = "hil_console"
-DEFAULT_CPU = "sysbus.cpu"
 INSTALL_HINT = (
     "install Renode >= {min} (a .deb or portable .tar.gz from https://github.com/renode/renode/releases, "
     "or `pip install renode-run && renode-run download`), then set $RENODE to it or put renode on PATH"
@@ -246,13 +246,14 @@ KNOWN_BUSES: Mapping[tuple[str, str], BusDefinition] = MappingProxyType(
 DWT_ADDRESS = 0xE0001000
 
 
+def options(target: Target) -> RenodeOptions:
+    """``target``'s Renode options (typed and checked when the configuration loaded)."""
+    return target.options_as(RenodeOptions)
+
+
 def dwt_frequency_hz(target: Target) -> int:
     """The DWT frequency to add for ``target`` (option ``dwt_frequency_hz``); 0: no DWT."""
-    value = target.option("dwt_frequency_hz", 0)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"target {target.name}: dwt_frequency_hz must be a number of Hz, got {value!r}") from None
+    return options(target).dwt_frequency_hz
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,28 +269,21 @@ class Accelerometer:
 
 def accelerometer(target: Target) -> Accelerometer | None:
     """The target's ``accelerometer`` option resolved to a sensor model; None if it has none."""
-    path = target.option("accelerometer")
+    opts = options(target)
+    path = opts.accelerometer
     if not path:
         return None
-    parts = str(path).split(".")
-    if len(parts) < 3 or parts[0] != "sysbus" or not all(parts):
-        raise ConfigError(
-            f"target {target.name}: accelerometer must be sysbus.<bus>.<name> (e.g. sysbus.i2c1.adxl345); got {path!r}"
-        )
+    parts = path.split(".")  # sysbus.<bus>.<name>, checked when the configuration loaded
     name = parts[-1]
-    key = str(target.option("accelerometer_model") or next((k for k in SENSOR_MODELS if name.startswith(k)), ""))
+    key = opts.accelerometer_model or next((k for k in SENSOR_MODELS if name.startswith(k)), "")
     if key.lower() not in SENSOR_MODELS:
         raise ConfigError(
             f"target {target.name}: cannot tell the sensor model of {path!r}; set accelerometer_model "
             f"to one of {', '.join(SENSOR_MODELS)}"
         )
     model = SENSOR_MODELS[key.lower()]
-    address = target.option("accelerometer_address", model.address)
-    try:
-        address = int(address, 0) if isinstance(address, str) else int(address)
-    except ValueError:
-        raise ConfigError(f"target {target.name}: accelerometer_address {address!r} is not a number") from None
-    return Accelerometer(str(path), ".".join(parts[1:-1]), name, model, address)
+    address = model.address if opts.accelerometer_address is None else opts.accelerometer_address
+    return Accelerometer(path, ".".join(parts[1:-1]), name, model, address)
 
 
 # --- the script ------------------------------------------------------------------------------------
@@ -305,12 +299,10 @@ class RenodeScript:
 
 
 def _platform_token(target: Target, config: HilConfig) -> str:
-    platform = target.option("platform")
-    if not platform:
-        raise ConfigError(f"target {target.name} has no platform: set platform (a Renode .repl) in hil.toml")
-    local = (config.root / str(platform)).resolve()
+    platform = options(target).platform
+    local = (config.root / platform).resolve()
     # A path next to the user's hil.toml wins; otherwise Renode resolves it (e.g. its platforms/ folder).
-    return resd.monitor_path(local) if local.is_file() else "@" + str(platform).replace(" ", "\\ ")
+    return resd.monitor_path(local) if local.is_file() else "@" + platform.replace(" ", "\\ ")
 
 
 def build_script(
@@ -328,9 +320,7 @@ def build_script(
     ``performance_mips``, ``renode_commands`` (extra monitor commands run after the sensors are added)
     and ``reset_commands`` (run after each machine reset, in the script's ``reset`` macro).
     """
-    console = target.option("console")
-    if not console:
-        raise ConfigError(f"target {target.name} has no console: set console (e.g. sysbus.uart0) in hil.toml")
+    opts = options(target)
     machine = target.board_id
     commands = [
         "using sysbus",
@@ -339,8 +329,8 @@ def build_script(
         f"machine LoadPlatformDescription {_platform_token(target, config)}",
     ]
     if sensor := accelerometer(target):
-        bus_repl = target.option("accelerometer_bus_repl")
-        known = KNOWN_BUSES.get((str(target.option("platform")), sensor.bus))
+        bus_repl = opts.accelerometer_bus_repl
+        known = KNOWN_BUSES.get((opts.platform, sensor.bus))
         if not bus_repl and known and renode_version < known.missing_before:
             bus_repl = known.repl
             if known.model:
@@ -357,14 +347,14 @@ def build_script(
             f'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0x{DWT_ADDRESS:X} '
             f'{{ frequency: {dwt_hz} }}"'
         )
-    if mips := target.option("performance_mips"):
-        commands.append(f"{target.option('cpu', DEFAULT_CPU)} PerformanceInMips {int(mips)}")
-    commands += [str(c) for c in target.option("renode_commands", [])]
+    if opts.performance_mips:
+        commands.append(f"{opts.cpu} PerformanceInMips {int(opts.performance_mips)}")
+    commands += opts.renode_commands
     # Run after every machine reset (Renode resets peripherals to their repl values), e.g. a clock rate.
-    reset_commands = ["sysbus LoadELF $bin", *(str(c) for c in target.option("reset_commands", []))]
+    reset_commands = ["sysbus LoadELF $bin", *opts.reset_commands]
     commands += [
         f'emulation CreateServerSocketTerminal {console_port} "{CONSOLE_TERMINAL}" false',
-        f"connector Connect {console} {CONSOLE_TERMINAL}",
+        f"connector Connect {opts.console} {CONSOLE_TERMINAL}",
         "macro reset\n" + '"""\n' + "".join(f"    {c}\n" for c in reset_commands) + '"""',
         "runMacro $reset",
     ]
@@ -790,9 +780,6 @@ class RenodeBackend(Backend):
             return install.why_not()
         if reason := missing_firmware(target, config):
             return reason
-        for key in ("platform", "console"):
-            if not target.option(key):
-                return f"target {target.name} has no {key}: set it in hil.toml (see docs/renode.md)"
         try:
             accelerometer(target)
         except ConfigError as err:
@@ -811,7 +798,7 @@ class RenodeBackend(Backend):
         return f"http://127.0.0.1:{self._robot_port}/" if self._robot_port else None
 
     def _wants_robot_server(self) -> bool:
-        return self.target.flag("robot_server") or truthy(os.environ.get("HIL_RENODE_ROBOT", ""))
+        return options(self.target).robot_server or truthy(os.environ.get("HIL_RENODE_ROBOT", ""))
 
     def start(self) -> str:
         install = find_renode()
@@ -831,8 +818,8 @@ class RenodeBackend(Backend):
         self._script_path = self.artifacts_dir / f"renode-{self.target.board_id}.resc"
         self._script_path.write_text(script.text)
         argv = [str(install.path), "--disable-xwt", "--plain", "--port", str(self._monitor_port)]
-        if fixed := self.target.option("robot_server_port"):
-            robot_port = int(fixed)
+        if fixed := options(self.target).robot_server_port:
+            robot_port = fixed
         if fixed or self._wants_robot_server():
             self._robot_port = robot_port
             argv += ["--robot-server-port", str(robot_port)]
@@ -886,7 +873,7 @@ class RenodeBackend(Backend):
             "renode": install.version or "not found",
             "renode_path": str(install.path or ""),
             "renode_found_by": install.found_by,
-            "platform": str(self.target.option("platform", "")),
+            "platform": options(self.target).platform,
             "firmware": str(firmware_image(self.target, self.config)),
             "renode_log": str(self.log_path),
         }
@@ -916,7 +903,7 @@ class RenodeBackend(Backend):
 
     def counters(self) -> EmulatorCounters:
         """Executed instructions of the target's CPU (option ``cpu``, default sysbus.cpu) and virtual time."""
-        cpu = self.target.option("cpu", DEFAULT_CPU)
+        cpu = options(self.target).cpu
         instructions = parse_number(self.execute(f"{cpu} ExecutedInstructions"))
         return EmulatorCounters(instructions, parse_virtual_time(self.execute("currentTime")))
 
@@ -944,7 +931,7 @@ class RenodeBackend(Backend):
     def machine_reset(self) -> Callable[[], object] | None:
         """``machine Reset`` (the script's reset macro reloads the ELF); target option
         ``reset_between_tests = false`` keeps the machine running from test to test."""
-        if not self.target.flag("reset_between_tests", True):
+        if not options(self.target).reset_between_tests:
             return None
         return lambda: self.execute("machine Reset")
 
@@ -970,7 +957,7 @@ class RenodeBackend(Backend):
             raise SensorUnavailable(
                 f"target {self.target.name} has no emulated accelerometer: "
                 + str(
-                    self.target.option("sensor_unavailable")
+                    options(self.target).sensor_unavailable
                     or "set accelerometer (e.g. sysbus.i2c1.adxl345) in hil.toml, with the firmware built for a "
                     "sensor at that address"
                 )

@@ -108,7 +108,7 @@ class Lab:
         if not matches:
             platform = target.zephyr_board or name
             matches = [b for b in self.boards if b.runs_on(platform) or b.runs_on(name)]
-        if not matches and target.option("serial"):
+        if not matches and target.options.as_written().get("serial"):
             matches = [board_from_target(target)]  # a hil.toml board target without a lab file
         if not matches:
             where = f"lab file {self.source}" if self.source else "no lab file (give --lab, [lab] file in hil.toml)"

@@ -310,7 +310,7 @@ def load_lab_file(path: Path) -> tuple[LabBoard, ...]:
 def board_from_target(target: Target) -> LabBoard:
     """A ``[targets."board:…"]`` entry of hil.toml as a one-board lab (keeps such entries working)."""
     where = f"target {target.name}"
-    options = dict(target.options)
+    options = target.options.as_written()
     serial = options.pop("serial", None)
     runner = options.pop("runner", "command" if options.get("flash_command") else "openocd")
     values: dict[str, Any] = {"id": target.name.removeprefix("board:"), "serial": serial}

@@ -19,6 +19,7 @@ from hil.backends import firmware_image
 from hil.backends.renode import RenodeBackend, find_renode
 from hil.config import load_config
 from hil.device import Device
+from hil.options import RenodeOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("renode:nrf52840dk", "renode:stm32f4_disco")
@@ -62,7 +63,7 @@ def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
     # a target that cannot have one (renode:stm32f4_disco, see docs/renode.md) skips them saying why.
     sensor_tests = [t for t in metrics["tests"] if "sensor" in t["test"] or "Accelerometer" in t["test"]]
     assert len(sensor_tests) == 4
-    if load_config(root=ROOT).target(target).option("sensor_unavailable"):
+    if load_config(root=ROOT).target(target).options_as(RenodeOptions).sensor_unavailable:
         assert all(t["status"] == "SKIP" and "no emulated accelerometer" in t["message"] for t in sensor_tests)
     else:
         assert all(t["status"] == "PASS" for t in sensor_tests), sensor_tests
