@@ -16,7 +16,8 @@ override targets without code::
 
 The whole file is checked when it loads (:class:`HilFile`, and each target against its backend's
 options model in :mod:`hil.options`): every problem is reported with the file, the line and the
-key, and a misspelt key or target name gets the nearest valid one.
+key, and a misspelt key or target name gets the nearest valid one. ``$HIL_TARGET`` overrides
+``default_target`` and ``$HIL_MODELS_DIR`` (what ``hil run --models-dir`` sets) ``models_dir``.
 """
 
 from __future__ import annotations
@@ -236,7 +237,7 @@ def load_config(path: Path | None = None, root: Path | None = None) -> HilConfig
 
     config = HilConfig(
         root=root,
-        models_dir=where(settings.models_dir),
+        models_dir=where(os.environ.get("HIL_MODELS_DIR") or settings.models_dir),  # hil run --models-dir
         firmware_dir=where(settings.firmware_dir),
         build_dir=where(settings.build_dir),
         results_dir=where(settings.results_dir),
