@@ -1,4 +1,11 @@
-"""Assertions on inference, memory and timing; each raises ``CheckFailed`` with the numbers."""
+"""Assertions on inference, memory and timing; each raises ``CheckFailed`` with the numbers.
+
+A failure message says what was compared with what, the measured value, the limit and the
+headroom left: ``sine: p95 latency 12.4 ms > budget 10.0 ms (headroom -24 %)``. Accuracy
+metrics have a floor (the score must reach it), error metrics (``mae``) a ceiling (the error
+must stay at or under it). The tensor arena has a size (what the device reserves for it) and a
+use (what TFLM placed in it): budgets limit the use.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,28 @@ from hil.models import Metric, ModelZoo, confusion_matrix, predictions, score
 from hil.results import InferenceResult
 
 STATISTICS = ("median", "p95", "max")
+MINUS = "\u2212"  # the typographic minus sign (U+2212) reads better than a hyphen
+
+
+def headroom(measured: float, limit: float, *, floor: bool = False) -> str:
+    """How far ``measured`` is inside ``limit``, in % of the limit, as ``headroom +12 %`` (negative: missed).
+
+    ``limit`` is a ceiling (latency, arena, error) unless ``floor`` (accuracy).
+    """
+    if limit == 0:
+        return "no headroom (limit 0)"
+    room = (measured - limit) if floor else (limit - measured)
+    return f"headroom {room / limit * 100:+.0f} %".replace("-", MINUS)
+
+
+def duration(us: float) -> str:
+    """A latency in the unit that reads best: ``850.0 µs``, ``12.4 ms``."""
+    return f"{us / 1000:.1f} ms" if us >= 1000 else f"{us:.1f} µs"
+
+
+def bound_name(metric: Metric) -> str:
+    """``floor`` for an accuracy (higher is better), ``ceiling`` for an error such as ``mae``."""
+    return "floor" if metric.higher_is_better else "ceiling"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +87,8 @@ def check_golden(comparison: GoldenComparison) -> None:
         first = ", ".join(str(i) for i in comparison.mismatched[:8])
         raise CheckFailed(
             f"{comparison.model}: {len(comparison.mismatched)}/{comparison.vectors} golden vectors differ by more than "
-            f"{comparison.tolerance} (max difference {comparison.max_abs_diff}); first mismatching vectors: {first}"
+            f"{comparison.tolerance} (max difference {comparison.max_abs_diff}); first mismatching vectors: {first} "
+            "(device outputs compared with TFLM's in golden.npz, in output quantization steps)"
         )
 
 
@@ -113,18 +143,26 @@ class EmulatedCostStats:
         }
 
 
-def check_latency(model: str, stats: LatencyStats, limit_us: float, statistic: str = "p95") -> None:
+def check_latency(
+    model: str, stats: LatencyStats, limit_us: float, statistic: str = "p95", limit_name: str = "limit"
+) -> None:
+    """Fail if the ``statistic`` of device-measured latency exceeds ``limit_us`` (named ``limit_name``)."""
     measured = stats.value(statistic)
     if measured > limit_us:
         raise CheckFailed(
-            f"{model}: {statistic} latency {measured:.1f} µs exceeds the limit of {limit_us:g} µs "
-            f"(median {stats.median_us:.1f}, max {stats.max_us:.1f} over {stats.count} inferences)"
+            f"{model}: {statistic} latency {duration(measured)} > {limit_name} {duration(limit_us)} "
+            f"({headroom(measured, limit_us)}); device-measured over {stats.count} inferences: "
+            f"median {duration(stats.median_us)}, max {duration(stats.max_us)}"
         )
 
 
-def check_arena(model: str, used_bytes: int, limit_bytes: int) -> None:
+def check_arena(model: str, used_bytes: int, limit_bytes: int, limit_name: str = "limit") -> None:
+    """Fail if the arena the device reports in use for ``model`` exceeds ``limit_bytes``."""
     if used_bytes > limit_bytes:
-        raise CheckFailed(f"{model}: arena use {used_bytes} B exceeds the limit of {limit_bytes} B")
+        raise CheckFailed(
+            f"{model}: arena used {used_bytes} B > {limit_name} {limit_bytes} B ({headroom(used_bytes, limit_bytes)}); "
+            "arena used as the device reports it in MODEL_INFO"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +204,12 @@ def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
 
 
 def check_evaluation(result: EvaluationResult) -> None:
+    """Fail if the score misses the manifest's floor (accuracy) or ceiling (error)."""
     if not result.ok:
-        relation = "below" if result.metric.higher_is_better else "above"
+        metric = result.metric
+        relation = "<" if metric.higher_is_better else ">"
+        room = headroom(result.score, metric.threshold, floor=metric.higher_is_better)
         raise CheckFailed(
-            f"{result.model}: {result.metric.name} {result.score:.4f} on {result.samples} samples is {relation} "
-            f"the floor {result.metric.threshold}"
+            f"{result.model}: {metric.name} {result.score:.4f} {relation} {bound_name(metric)} {metric.threshold:g} "
+            f"({room}); device outputs on the {result.samples} samples of the evaluation set (eval.npz)"
         )

@@ -150,7 +150,7 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
         "model",
         "inferences",
         "latency median µs",
-        "arena B",
+        "arena used B",
         "golden",
         "outcome",
     ):
@@ -236,14 +236,17 @@ def cmd_models(config: HilConfig, args: argparse.Namespace) -> int:
                 progress.advance(task)
         return EXIT_FAILED if failures else 0
     table = Table(title=f"Models in {zoo.root}")
-    for column in ("model", "task", "input", "output", "ops", "flash B", "arena B", "metric", "float", "int8", "floor"):
+    columns = ("model", "task", "input", "output", "ops", "flash B", "arena size B", "arena used B", "metric", "float",
+               "int8", "floor / ceiling")  # fmt: skip
+    for column in columns:
         table.add_column(column, overflow="fold")
     for name in names:
         m = zoo.manifest(name)
         score = m.metric
+        bound = f"{'≥' if score.higher_is_better else '≤'} {score.threshold}"
         table.add_row(name, m.task, m.input.describe(), m.output.describe(), ", ".join(m.ops), str(m.flash_bytes),
-                      str(m.arena_bytes), score.name, f"{score.float_score:.4f}", f"{score.int8_score:.4f}",
-                      f"{'≥' if score.higher_is_better else '≤'} {score.threshold}")  # fmt: skip
+                      str(m.arena_bytes), str(m.arena_used_bytes), score.name, f"{score.float_score:.4f}",
+                      f"{score.int8_score:.4f}", bound)  # fmt: skip
     console.print(table)
     return 0
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hil import __version__
-from hil.checks import EvaluationResult, GoldenComparison, LatencyStats
+from hil.checks import EvaluationResult, GoldenComparison, LatencyStats, bound_name
 from hil.results import DeviceInfo, InferenceResult, ModelInfo
 
 SCHEMA = "tinyml-hil.metrics/1"
@@ -88,7 +88,12 @@ class MetricsRecorder:
         self.model_fact(comparison.model, "golden", comparison.as_dict())
 
     def evaluation(self, result: EvaluationResult) -> None:
-        evaluation = {"metric": result.metric.name, "score": result.score, "floor": result.metric.threshold}
+        # An accuracy has a floor, an error (mae) a ceiling: the key says which.
+        evaluation = {
+            "metric": result.metric.name,
+            "score": result.score,
+            bound_name(result.metric): result.metric.threshold,
+        }
         evaluation["samples"] = result.samples
         if result.confusion is not None:
             evaluation |= {"labels": list(result.labels), "confusion": result.confusion.tolist()}

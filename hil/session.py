@@ -176,6 +176,7 @@ class HilSession:
     ) -> checks.LatencyStats:
         """Time ``inferences`` golden inputs; fail if the statistic exceeds the limit (default: budget)."""
         self.last_emulated_cost = None
+        limit_name = "limit" if limit_us is not None else "budget"
         if limit_us is None:
             limit_us = self.zoo.manifest(model).budget(self.target.name).latency_us
         if limit_us is None:
@@ -191,11 +192,12 @@ class HilSession:
         self.last_emulated_cost = checks.EmulatedCostStats.of(costs, stats) if costs else None
         if self.last_emulated_cost:
             self.recorder.model_fact(model, "emulated_cost", self.last_emulated_cost.as_dict())
-        checks.check_latency(model, stats, limit_us, statistic)
+        checks.check_latency(model, stats, limit_us, statistic, limit_name)
         return stats
 
     def check_arena(self, model: str, limit_bytes: int | None = None) -> int:
-        """Fail if the device's arena use for ``model`` exceeds the limit (default: budget)."""
+        """Fail if the arena the device reports in use for ``model`` exceeds the limit (default: budget)."""
+        limit_name = "limit" if limit_bytes is not None else "budget"
         if limit_bytes is None:
             limit_bytes = self.zoo.manifest(model).budget(self.target.name).arena_bytes
         if limit_bytes is None:
@@ -203,7 +205,7 @@ class HilSession:
         used = self.device().model(model).arena_used_bytes
         self.recorder.model_fact(model, "arena_used_bytes", used)
         self.recorder.model_fact(model, "arena_limit_bytes", limit_bytes)
-        checks.check_arena(model, used, limit_bytes)
+        checks.check_arena(model, used, limit_bytes, limit_name)
         return used
 
     def _streaming(self, model: str) -> Streaming:
