@@ -194,13 +194,27 @@ class Device:
         self, model: str, values: np.ndarray | Sequence, timeout_s: float | None = None
     ) -> InferenceResult:
         """Quantize real-valued input with the model's input scale and zero point, then infer."""
+        return self.infer(model, self.quantize(model, values), timeout_s)
+
+    def quantize(self, model: str, values: np.ndarray | Sequence) -> np.ndarray:
+        """Real values as ``model``'s input tensor (scale, zero point, dtype, shape), rounded as the firmware does.
+
+        ``dut.infer("sine", dut.quantize("sine", [1.5708]))`` is ``dut.infer_values("sine", [1.5708])``.
+        """
         spec = self.model(model).input
         array = np.asarray(values, dtype=np.float64)
         if array.size != int(np.prod(spec.shape)):
             raise ConfigError(
                 f"wrong input size for {model}: got {array.size} values, the model takes {spec.describe()}"
             )
-        return self.infer(model, spec.quantize(array), timeout_s)
+        return spec.quantize(array)
+
+    def dequantize(self, result: InferenceResult) -> np.ndarray:
+        """The real values of an inference's output, with its model's output scale and zero point.
+
+        ``dut.dequantize(dut.infer_values("sine", [1.5708])).item()`` is about 1.0.
+        """
+        return self.model(result.model).output.dequantize(result.output)
 
     # --- streaming ----------------------------------------------------------------------------
 

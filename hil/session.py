@@ -176,11 +176,7 @@ class HilSession:
     ) -> checks.LatencyStats:
         """Time ``inferences`` golden inputs; fail if the statistic exceeds the limit (default: budget)."""
         self.last_emulated_cost = None
-        limit_name = "limit" if limit_us is not None else "budget"
-        if limit_us is None:
-            limit_us = self.zoo.manifest(model).budget(self.target.name).latency_us
-        if limit_us is None:
-            raise ConfigError(f"{model} has no latency budget for {self.target.name}: give a limit")
+        limit_us, limit_name = self.latency_limit(model, limit_us)
         golden = self.zoo.golden(model)
         device = self.device()
         measured = [
@@ -194,6 +190,15 @@ class HilSession:
             self.recorder.model_fact(model, "emulated_cost", self.last_emulated_cost.as_dict())
         checks.check_latency(model, stats, limit_us, statistic, limit_name)
         return stats
+
+    def latency_limit(self, model: str, limit_us: float | None = None) -> tuple[float, str]:
+        """The latency limit a check uses and its name: ``limit_us`` ("limit"), else the target's "budget"."""
+        if limit_us is not None:
+            return limit_us, "limit"
+        budget = self.zoo.manifest(model).budget(self.target.name).latency_us
+        if budget is None:
+            raise ConfigError(f"{model} has no latency budget for {self.target.name}: give a limit")
+        return budget, "budget"
 
     def check_arena(self, model: str, limit_bytes: int | None = None) -> int:
         """Fail if the arena the device reports in use for ``model`` exceeds the limit (default: budget)."""

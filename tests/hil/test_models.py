@@ -37,8 +37,8 @@ def test_outputs_match_golden_vectors(hil: HilSession, served: str) -> None:
 
 
 @pytest.mark.parametrize("served", MODELS, indirect=True)
-def test_dataset_score_meets_floor(hil: HilSession, served: str) -> None:
-    hil.check_evaluation(served)
+def test_dataset_score_meets_floor_or_ceiling(hil: HilSession, served: str) -> None:
+    hil.check_evaluation(served)  # an accuracy's floor, an error's ceiling (the manifest's metric)
 
 
 @pytest.mark.parametrize("served", MODELS, indirect=True)
