@@ -141,8 +141,20 @@ def problems_from(
     ``candidates(loc)`` gives the valid keys of the table at ``loc`` (for "did you mean"); ``hints``
     says what a key is for, shown when it is missing.
     """
+    errors = err.errors(include_url=False)
+    # A misspelt key is also a missing one: say it once, as the misspelling.
+    meant = {
+        (tuple(e["loc"][:-1]), close[0])
+        for e in errors
+        if e["type"] == "extra_forbidden"
+        and (
+            close := difflib.get_close_matches(str(e["loc"][-1]), list(candidates(prefix + tuple(e["loc"][:-1]))), n=1)
+        )
+    }
     problems = []
-    for error in err.errors(include_url=False):
+    for error in errors:
+        if error["type"] == "missing" and (tuple(error["loc"][:-1]), error["loc"][-1]) in meant:
+            continue
         loc = prefix + tuple(error["loc"])
         sentence = _sentence({**error, "loc": loc}, candidates, hints or {})
         where = loc[:-1] if error["type"] == "missing" else loc  # the table that lacks the key

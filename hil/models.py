@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from hil import tflm
+from hil import model_files, tflm
 from hil.errors import ConfigError
+from hil.inputs import suggest
 from hil.results import TensorSpec
 
-MANIFEST = "manifest.json"
+MANIFEST = model_files.MANIFEST
 GOLDEN = "golden.npz"
-EVAL = "eval.npz"
+EVAL = model_files.EVAL
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +101,11 @@ class ModelManifest:
     metric: Metric
     budgets: dict[str, Budget] = field(default_factory=dict)
     streaming: Streaming | None = None
+    golden_file: str = GOLDEN
+
+    @property
+    def golden_path(self) -> Path:
+        return self.directory / self.golden_file
 
     @property
     def tflite_path(self) -> Path:
@@ -115,36 +121,29 @@ class ModelManifest:
 
     @classmethod
     def load(cls, directory: Path) -> ModelManifest:
-        path = directory / MANIFEST
-        try:
-            raw = json.loads(path.read_text())
-            return cls(
-                name=raw["name"],
-                directory=directory,
-                description=raw.get("description", ""),
-                task=raw["task"],
-                tflite_file=raw["tflite"],
-                sha256=raw["sha256"],
-                flash_bytes=raw["flash_bytes"],
-                input=TensorSpec(**{**raw["input"], "shape": tuple(raw["input"]["shape"])}),
-                output=TensorSpec(**{**raw["output"], "shape": tuple(raw["output"]["shape"])}),
-                labels=tuple(raw.get("labels", ())),
-                ops=tuple(raw["ops"]),
-                arena_bytes=raw["arena_bytes"],
-                arena_used_bytes=raw["arena_used_bytes"],
-                golden_tolerance=raw["golden"]["tolerance"],
-                metric=Metric(**raw["metric"]),
-                budgets={k: Budget(**v) for k, v in raw.get("budgets", {}).items()},
-                streaming=_streaming(raw.get("streaming")),
-            )
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise ConfigError(f"bad model manifest {path}: {err!r}") from err
-
-
-def _streaming(raw: dict[str, Any] | None) -> Streaming | None:
-    if raw is None:
-        return None
-    return Streaming(**{**raw, "channels": tuple(raw["channels"])})
+        """The manifest of a model folder, once every file in it was checked (:mod:`hil.model_files`)."""
+        folder = model_files.check_model_folder(directory)
+        raw = folder.manifest
+        return cls(
+            name=raw.name,
+            directory=directory,
+            description=raw.description,
+            task=raw.task,
+            tflite_file=raw.tflite,
+            sha256=raw.sha256,
+            flash_bytes=raw.flash_bytes,
+            input=raw.input.spec(),
+            output=raw.output.spec(),
+            labels=raw.labels,
+            ops=raw.ops,
+            arena_bytes=raw.arena_bytes,
+            arena_used_bytes=raw.arena_used_bytes,
+            golden_tolerance=raw.golden.tolerance,
+            golden_file=raw.golden.file,
+            metric=Metric(**raw.metric.model_dump()),
+            budgets={k: Budget(**v.model_dump()) for k, v in raw.budgets.items()},
+            streaming=Streaming(**raw.streaming.model_dump()) if raw.streaming else None,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +166,7 @@ class ModelZoo:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._checked: dict[str, ModelManifest] = {}  # each folder is checked once, on first use
         if not root.is_dir():
             raise ConfigError(
                 f"models directory {root} does not exist: set models_dir in hil.toml or pass --models-dir"
@@ -176,18 +176,31 @@ class ModelZoo:
         return sorted(p.parent.name for p in self.root.glob(f"*/{MANIFEST}"))
 
     def manifest(self, name: str) -> ModelManifest:
+        """The manifest of model ``name``; its folder is checked (manifest, .tflite, golden, eval) the first time."""
+        if name in self._checked:
+            return self._checked[name]
         directory = self.root / name
-        if not (directory / MANIFEST).is_file():
-            raise ConfigError(f"unknown model {name!r}: known models are {', '.join(self.names()) or 'none'}")
-        return ModelManifest.load(directory)
+        if not name or "/" in name or name.startswith(".") or not (directory / MANIFEST).is_file():
+            raise ConfigError(
+                f"unknown model {name!r}{suggest(name, self.names())}: known models are "
+                f"{', '.join(self.names()) or 'none'} (in {self.root})"
+            )
+        self._checked[name] = ModelManifest.load(directory)
+        return self._checked[name]
+
+    def check(self, names: list[str] | None = None) -> list[ModelManifest]:
+        """Check every model folder (or ``names``) before a device starts: the first problem raises a ConfigError."""
+        return [self.manifest(name) for name in (self.names() if names is None else names)]
 
     def golden(self, name: str) -> GoldenVectors:
-        with np.load(self.root / name / GOLDEN) as data:
-            return GoldenVectors(data["inputs"], data["outputs"])
+        manifest = self.manifest(name)
+        arrays = model_files.load_npz(manifest.golden_path, ("inputs", "outputs"))
+        return GoldenVectors(arrays["inputs"], arrays["outputs"])
 
     def eval_set(self, name: str) -> EvalSet:
-        with np.load(self.root / name / EVAL) as data:
-            return EvalSet(data["x"], data["y"])
+        manifest = self.manifest(name)
+        arrays = model_files.load_npz(manifest.directory / EVAL, ("x", "y"))
+        return EvalSet(arrays["x"], arrays["y"])
 
 
 def predictions(metric: Metric, spec: TensorSpec, outputs: np.ndarray) -> np.ndarray:

@@ -27,6 +27,7 @@ from hil.backends._process import end_marked_processes, end_process, parent_deat
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, BoardError, ConfigError
 from hil.metrics import METRICS_DIR, merge_metrics
+from hil.models import ModelZoo
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ def run_suites(
             raise ConfigError(
                 f"no {framework} suites at {suites[framework]}: point --suites (or --{framework}-suites) at yours"
             )
+    ModelZoo(config.models_dir).check()  # every model folder, before any device starts: one clear error
     prepare_results_dir(out_dir)
     shutil.rmtree(out_dir / METRICS_DIR, ignore_errors=True)  # metrics of this run only
     run_id = f"{os.getpid()}-{secrets.token_hex(4)}"

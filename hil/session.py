@@ -42,6 +42,7 @@ class HilSession:
         env_out = os.environ.get("HIL_RESULTS")
         self.out_dir = (out_dir or (Path(env_out) if env_out else self.config.results_dir)).resolve()
         self.zoo = ModelZoo(self.config.models_dir)
+        self.zoo.check()  # every model folder against its .tflite, before any device starts
         self.recorder = MetricsRecorder(self.out_dir, framework, self.target.name)
         self._device: Device | None = None
         self._test_name: str | None = None
