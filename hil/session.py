@@ -284,15 +284,19 @@ class HilSession:
             device.link.poll()
             time.sleep(SENSOR_POLL_S)
 
-    def check_stream(self, model: str, stimulus_path: Path, source: Source = "protocol") -> stimuli.EventMatch:
+    def check_stream(
+        self, model: str, stimulus_path: Path, source: Source = "protocol", expect_none: bool = False
+    ) -> stimuli.EventMatch:
         """Stream a stimulus and fail unless exactly its expected events come, each in its time window.
 
-        An event may come up to one window length after the gesture ends (the window must cover it).
-        ``source`` as in :meth:`stream_stimulus`.
+        The events are those of its ``.expected.csv``; a stimulus without one needs ``expect_none=True``
+        (no event may come). An event may come up to one window length after the gesture ends (the
+        window must cover it). ``source`` as in :meth:`stream_stimulus`.
         """
+        expected = stimuli.expected_events(stimuli.load_stimulus(stimulus_path), expect_none)  # before streaming
         stimulus, detected = self.stream_stimulus(model, stimulus_path, source)
         streaming = self._streaming(model)
-        match = stimuli.match_events(detected, stimulus.expected, streaming.window / streaming.sample_rate_hz)
+        match = stimuli.match_events(detected, expected, streaming.window / streaming.sample_rate_hz)
         fact = "events" if source == "protocol" else f"events_{source}"
         self.recorder.model_fact(model, fact, match.as_dict() | {"stimulus": stimulus.path.name, "source": source})
         stimuli.check_events(model, match)

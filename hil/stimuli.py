@@ -2,13 +2,17 @@
 
 A stimulus is ``<name>.csv`` with a header ``t_s,<channel>_<unit>,...`` (e.g.
 ``t_s,accel_x_g,accel_y_g,accel_z_g``), one row per sample. The gestures performed in it are
-listed in ``<name>.expected.csv`` with header ``label,start_s,end_s``. The same file is fed to
-the reference twin and boards over the protocol and to Renode's emulated sensors.
+listed in ``<name>.expected.csv`` with header ``label,start_s,end_s`` (only the header: no events;
+a missing file is an error when events are checked, unless ``expect_none`` says none are
+expected). The same file is fed to the reference twin and boards over the protocol and to
+Renode's emulated sensors. Files are UTF-8 (a BOM is fine); every error names the file and line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +21,7 @@ import numpy as np
 from hil.errors import CheckFailed, ConfigError
 
 RATE_JITTER = 0.05  # sample intervals may vary this much around the median
+EXPECTED_SUFFIX = ".expected.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +38,7 @@ class Stimulus:
     samples: np.ndarray  # (N, channels), float32, physical units
     channels: tuple[str, ...]
     unit: str
-    expected: tuple[ExpectedEvent, ...]
+    expected: tuple[ExpectedEvent, ...] | None  # None: no .expected.csv (see expected_events)
 
     @property
     def sample_rate_hz(self) -> float:
@@ -54,52 +59,124 @@ class Stimulus:
         return self.duration_s + (sample - last) / self.sample_rate_hz
 
 
-def _rows(path: Path) -> tuple[list[str], list[list[str]]]:
+def _rows(path: Path) -> tuple[tuple[int, list[str]], list[tuple[int, list[str]]]]:
+    """The header and data rows of a CSV, each with its line number; UTF-8 with or without a BOM."""
     try:
-        with path.open(newline="") as f:
-            rows = [row for row in csv.reader(f) if row and not row[0].startswith("#")]
+        data = path.read_bytes()
     except OSError as err:
-        raise ConfigError(f"cannot read stimulus {path}: {err}") from err
+        raise ConfigError(f"cannot read stimulus {path}: {err.strerror or err}") from err
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x}): save it as UTF-8") from err
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for row in reader:
+            cells = [cell.strip() for cell in row]
+            if any(cells) and not cells[0].startswith("#"):
+                rows.append((reader.line_num, cells))
+    except csv.Error as err:
+        raise ConfigError(f"{path}:{reader.line_num}: not valid CSV: {err}") from err
     if not rows:
-        raise ConfigError(f"stimulus {path} is empty")
+        raise ConfigError(f"{path}: empty: expected a header line and rows of values")
     return rows[0], rows[1:]
 
 
-def load_stimulus(path: Path) -> Stimulus:
-    header, rows = _rows(path)
-    if header[0] != "t_s" or len(header) < 2:
-        raise ConfigError(f"{path}: header must be t_s,<channel>_<unit>,...; got {','.join(header)}")
-    units = {column.rsplit("_", 1)[-1] for column in header[1:]}
-    if len(units) != 1 or any("_" not in column for column in header[1:]):
-        raise ConfigError(f"{path}: every channel column needs the same unit suffix (e.g. accel_x_g); got {header[1:]}")
+def _number(path: Path, line: int, column: str, text: str) -> float:
     try:
-        table = np.array([[float(v) for v in row] for row in rows], dtype=np.float64)
-    except ValueError as err:
-        raise ConfigError(f"{path}: non-numeric value: {err}") from err
-    if table.ndim != 2 or table.shape[1] != len(header) or len(table) < 2:
-        raise ConfigError(f"{path}: needs at least 2 rows of {len(header)} values")
-    steps = np.diff(table[:, 0])
-    if np.any(steps <= 0) or np.any(np.abs(steps - np.median(steps)) > RATE_JITTER * np.median(steps)):
-        raise ConfigError(f"{path}: timestamps must increase at a steady rate (±{RATE_JITTER:.0%})")
-    expected_path = path.with_suffix(".expected.csv")
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{path}:{line}: {column}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{path}:{line}: {column}: {text} is not a finite number: record a real value")
+    return value
+
+
+def load_stimulus(path: Path) -> Stimulus:
+    """A recording; its ``.expected.csv`` if there is one (``expected`` None if not). Errors name file and line."""
+    (header_line, header), rows = _rows(path)
+    where = f"{path}:{header_line}"
+    if header[0] != "t_s" or len(header) < 2:
+        raise ConfigError(
+            f"{where}: header must be t_s,<channel>_<unit>,... (e.g. t_s,accel_x_g); got {','.join(header)}"
+        )
+    units = {column.rsplit("_", 1)[-1] for column in header[1:]}
+    if len(units) != 1 or any("_" not in column or not column.rsplit("_", 1)[0] for column in header[1:]):
+        raise ConfigError(
+            f"{where}: every channel column needs the same unit suffix (e.g. accel_x_g); got {','.join(header[1:])}"
+        )
+    table = []
+    for line, row in rows:
+        if len(row) != len(header):
+            raise ConfigError(f"{path}:{line}: {len(row)} values, expected {len(header)} ({','.join(header)})")
+        table.append([_number(path, line, column, text) for column, text in zip(header, row, strict=True)])
+    if len(table) < 2:
+        raise ConfigError(f"{path}: needs at least 2 rows of {len(header)} values, has {len(table)}")
+    values = np.array(table, dtype=np.float64)
+    steps = np.diff(values[:, 0])
+    median = float(np.median(steps))
+    bad = np.flatnonzero((steps <= 0) | (np.abs(steps - median) > RATE_JITTER * median))
+    if median <= 0 or len(bad):
+        i = int(bad[0]) if len(bad) else 0
+        line = rows[i + 1][0]
+        raise ConfigError(
+            f"{path}:{line}: t_s {values[i + 1, 0]:g} after {values[i, 0]:g}: timestamps must increase at a steady "
+            f"rate (median step {median:g} s, ±{RATE_JITTER:.0%})"
+        )
+    expected_path = expected_file(path)
     return Stimulus(
         path=path,
-        times_s=table[:, 0],
-        samples=table[:, 1:].astype(np.float32),
+        times_s=values[:, 0],
+        samples=values[:, 1:].astype(np.float32),
         channels=tuple(column.rsplit("_", 1)[0] for column in header[1:]),
         unit=units.pop(),
-        expected=load_expected(expected_path) if expected_path.exists() else (),
+        expected=load_expected(expected_path) if expected_path.exists() else None,
     )
 
 
+def expected_file(stimulus: Path) -> Path:
+    """``<name>.expected.csv`` next to ``<name>.csv``."""
+    return stimulus.with_suffix(EXPECTED_SUFFIX)
+
+
+def expected_events(stimulus: Stimulus, expect_none: bool = False) -> tuple[ExpectedEvent, ...]:
+    """The events ``stimulus`` should raise: its ``.expected.csv``, or none when ``expect_none`` says so.
+
+    A missing file is not taken to mean "no events": that must be said, by an expected file with
+    only its header, or ``expect_none``.
+    """
+    if expect_none:
+        if stimulus.expected:
+            raise ConfigError(
+                f"expect_none, but {expected_file(stimulus.path)} lists {len(stimulus.expected)} event(s): "
+                "drop one or the other"
+            )
+        return ()
+    if stimulus.expected is None:
+        raise ConfigError(
+            f"{stimulus.path} has no {expected_file(stimulus.path).name}: write the events it should raise there "
+            "(header label,start_s,end_s; only the header if none), or pass expect_none=True"
+        )
+    return stimulus.expected
+
+
 def load_expected(path: Path) -> tuple[ExpectedEvent, ...]:
-    header, rows = _rows(path)
+    (header_line, header), rows = _rows(path)
     if header != ["label", "start_s", "end_s"]:
-        raise ConfigError(f"{path}: header must be label,start_s,end_s")
-    try:
-        return tuple(ExpectedEvent(row[0], float(row[1]), float(row[2])) for row in rows)
-    except (ValueError, IndexError) as err:
-        raise ConfigError(f"{path}: bad row: {err}") from err
+        raise ConfigError(f"{path}:{header_line}: header must be label,start_s,end_s; got {','.join(header)}")
+    events = []
+    for line, row in rows:
+        if len(row) != 3 or not row[0]:
+            raise ConfigError(
+                f"{path}:{line}: expected label,start_s,end_s (a label and two times); got {','.join(row)}"
+            )
+        start, end = (_number(path, line, column, text) for column, text in zip(header[1:], row[1:], strict=True))
+        if end < start:
+            raise ConfigError(f"{path}:{line}: end_s {end:g} is before start_s {start:g}")
+        events.append(ExpectedEvent(row[0], start, end))
+    return tuple(events)
 
 
 @dataclass(frozen=True, slots=True)

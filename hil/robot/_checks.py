@@ -118,11 +118,13 @@ class CheckKeywords(Keywords):
 
     @hil_keyword
     def stimulus_should_raise_expected_events(
-        self, model: str, stimulus: Path, source: Source = "protocol"
+        self, model: str, stimulus: Path, source: Source = "protocol", expect_none: bool = False
     ) -> EventMatch:
         """Stream ``stimulus`` and fail unless exactly the events in its ``.expected.csv`` come, in their windows.
 
         An event may come up to one window after its gesture ends. ``source`` as in `Stream Stimulus`.
+        A stimulus without an ``.expected.csv`` is an error unless ``expect_none=True`` (then no
+        event may come); an expected file with only its header also means none.
 
         Returns:
             ``matched`` (expected, detected) pairs, ``missed`` and ``unexpected`` events.
@@ -136,7 +138,7 @@ class CheckKeywords(Keywords):
             Gesture Sequence Raises Each Gesture Once
                 Stimulus Should Raise Expected Events    gesture    ${STIMULI}/sequence.csv    source=sensor
         """
-        match = self.session.check_stream(model, stimulus, source)
+        match = self.session.check_stream(model, stimulus, source, expect_none)
         for expected, detected in match.matched:
             performed = f"performed {expected.start_s:g}-{expected.end_s:g} s"
             logger.info(f"{expected.label}: {performed}, detected {detected.time_s:.2f} s")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hil.errors import CheckFailed, ConfigError
-from hil.stimuli import DetectedEvent, ExpectedEvent, check_events, load_stimulus, match_events
+from hil.stimuli import DetectedEvent, ExpectedEvent, check_events, expected_events, load_stimulus, match_events
 
 
 def _write(tmp_path: Path, text: str, expected: str | None = None) -> Path:
@@ -36,14 +36,41 @@ def test_stimulus_loads_rate_units_channels_and_expected_events(tmp_path: Path) 
         ("time,x_g\n0,1\n0.1,1\n", "header must be t_s"),
         ("t_s,x\n0,1\n0.1,1\n", "unit suffix"),
         ("t_s,x_g,y_ms2\n0,1,1\n0.1,1,1\n", "unit suffix"),
-        ("t_s,x_g\n0,1\n0.1,oops\n", "non-numeric"),
-        ("t_s,x_g\n0,1\n0.1,1\n0.15,1\n", "steady rate"),
+        ("t_s,x_g\n0,1\n0.1,oops\n", r"s\.csv:3: x_g: 'oops' is not a number"),
+        ("t_s,x_g\n0,1\n0.1,1\n0.2,1\n0.25,1\n", r"s\.csv:5: t_s 0\.25 after 0\.2: .*steady rate"),
         ("t_s,x_g\n0,1\n", "at least 2 rows"),
+        ("t_s,x_g\n0,1\n0.1,nan\n", r"s\.csv:3: x_g: nan is not a finite number"),
+        ("t_s,x_g\n0,1\n0.1,-inf\n", r"s\.csv:3: x_g: -inf is not a finite number"),
+        ("t_s,x_g\n0,1\n0.1,1,2\n", r"s\.csv:3: 3 values, expected 2"),
     ],
 )
-def test_bad_stimulus_is_refused_with_the_problem(tmp_path: Path, text: str, problem: str) -> None:
+def test_bad_stimulus_is_refused_with_file_line_and_problem(tmp_path: Path, text: str, problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_stimulus(_write(tmp_path, text))
+
+
+def test_stimulus_with_a_utf8_byte_order_mark_loads(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes("\ufefft_s,accel_x_g\n0,1\n0.02,2\n".encode())
+    assert load_stimulus(path).channels == ("accel_x",)
+
+
+def test_missing_expected_file_must_be_an_explicit_choice(tmp_path: Path) -> None:
+    stimulus = load_stimulus(_write(tmp_path, "t_s,x_g\n0,1\n0.1,1\n"))
+    with pytest.raises(ConfigError, match=r"has no s\.expected\.csv: .*only the header if none.*expect_none=True"):
+        expected_events(stimulus)
+    assert expected_events(stimulus, expect_none=True) == ()
+
+
+def test_expected_file_with_only_its_header_expects_no_events(tmp_path: Path) -> None:
+    stimulus = load_stimulus(_write(tmp_path, "t_s,x_g\n0,1\n0.1,1\n", "label,start_s,end_s\n"))
+    assert expected_events(stimulus) == ()
+
+
+def test_expect_none_with_events_listed_is_refused(tmp_path: Path) -> None:
+    stimulus = load_stimulus(_write(tmp_path, "t_s,x_g\n0,1\n0.1,1\n", "label,start_s,end_s\nwing,0,1\n"))
+    with pytest.raises(ConfigError, match=r"expect_none, but .* lists 1 event"):
+        expected_events(stimulus, expect_none=True)
 
 
 def test_events_match_within_their_windows_and_extra_ones_fail() -> None:
