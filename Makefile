@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine with python3 (and python3-venv on Debian):
 #   make run    the HIL suites (Robot + pytest) against TARGET (default: the reference twin)
 #   make test   the harness's own tests, lint and format checks
+#   make docs   the Robot keyword reference (libdoc) in build/docs/keywords.html
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 TARGET ?= reference
 OUT    ?= results
 
-.PHONY: run test lint bench vectors system-deps core-test fuzz clean
+.PHONY: run test lint docs bench vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
 # espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec;
@@ -49,6 +50,10 @@ core-test:
 
 fuzz:
 	$(MAKE) -C firmware/tests/host fuzz FUZZ_SECONDS=20 BUILD=$(CURDIR)/build/core-host
+
+# Built, not committed, so it cannot go stale (tests/e2e/test_docs.py builds it too).
+docs: $(VENV)/.installed-dev
+	$(BIN)/python -m hil.docs build/docs
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/bench_infer.py

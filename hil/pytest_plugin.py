@@ -1,10 +1,11 @@
-"""pytest plugin (entry point ``pytest11: hil``): the ``dut`` fixture and ``--hil-target``.
+"""pytest plugin (entry point ``pytest11: hil``): fixtures ``dut``, ``hil``, ``hil_session``, ``hil_zoo``.
 
     pytest tests/hil --hil-target renode:nrf52840dk
 
-Tests that use ``dut`` get the open device of the chosen target; the device is started once
-per session and restarted if a test lost it. A target whose tools are missing skips those
-tests with the reason. Each such test leaves one metrics record.
+Tests that use ``dut`` (or ``hil``) get the open device of the chosen target; the device is
+started once per session and restarted if a test lost it. A target whose tools are missing
+skips those tests with the reason. Each such test leaves one metrics record. Options, fixtures
+and environment variables, each with a worked example: docs/pytest.md.
 """
 
 from __future__ import annotations
@@ -27,9 +28,13 @@ _STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hil", "tinyml-hil")
-    group.addoption("--hil-target", help="target to test, e.g. reference or renode:nrf52840dk (default: from config)")
+    group.addoption(
+        "--hil-target", help="target to test, e.g. reference or renode:nrf52840dk (default: $HIL_TARGET, then config)"
+    )
     group.addoption("--hil-config", type=Path, help="hil.toml to use (default: $HIL_CONFIG or ./hil.toml)")
-    group.addoption("--hil-out", type=Path, help="results directory for metrics and artifacts (default: results/)")
+    group.addoption(
+        "--hil-out", type=Path, help="results directory for metrics and artifacts (default: $HIL_RESULTS, results/)"
+    )
 
 
 def _session(config: pytest.Config) -> HilSession:
@@ -61,12 +66,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def hil_session(request: pytest.FixtureRequest) -> HilSession:
-    """Config, model zoo, target and metrics recorder of this run."""
+    """The run's session: config, model zoo, target and metrics recorder; the device starts on first use."""
     return _session(request.config)
 
 
 @pytest.fixture(scope="session")
 def hil_zoo(hil_session: HilSession) -> ModelZoo:
+    """The model zoo of this run: manifests (budgets, labels), golden vectors and evaluation sets."""
     return hil_session.zoo
 
 
