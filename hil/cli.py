@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -20,7 +21,8 @@ from hil.backends import BenchRequest, unavailable_reason
 from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable, HilError
 from hil.lab import cli as lab_cli
-from hil.metrics import merge_metrics
+from hil.metrics import collect_metrics
+from hil.metrics_file import read_metrics_json
 from hil.models import ModelZoo, verify_model
 from hil.runner import MODELS_DIR_ENV, SUITES, run_suites, suite_dirs, suites_in
 
@@ -130,13 +132,13 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         )
         summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce, bench=bench)
     except BackendUnavailable as err:
-        console.print(f"[red]error:[/red] {err}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
         return EXIT_UNAVAILABLE
     except (KeyboardInterrupt, Terminated) as err:
         return _interrupted(err, f"stopped the suites and every process they started; results so far in {out_dir}")
     _print_report(out_dir, summary.metrics)
     if summary.board_error:
-        console.print(f"[red]board error[/red] (no test ran): {summary.board_error}")
+        console.print(f"[red]board error[/red] (no test ran): {escape(summary.board_error)}", soft_wrap=True)
         return EXIT_BOARD_ERROR
     return 0 if summary.ok else EXIT_FAILED
 
@@ -158,7 +160,7 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
     colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
     for test in metrics["tests"]:
         status = f"[{colours.get(test['status'], 'white')}]{test['status']}[/]"
-        models = test["models"] or {"": {}}
+        models = test.get("models") or {"": {}}
         for name, m in models.items():
             golden = m.get("golden")
             evaluation = m.get("evaluation")
@@ -166,23 +168,25 @@ def _print_report(out_dir: Path, metrics: dict) -> None:
             outcome = f"{evaluation['metric']} {evaluation['score']:.4f}" if evaluation else ""
             if events:
                 outcome = f"events {events['matched']}/{events['expected']}, {len(events['unexpected'])} unexpected"
+            latency = m.get("latency_us")
             table.add_row(
-                test["framework"],
-                test["test"],
+                escape(test["framework"]),
+                escape(test["test"]),
                 status,
-                name,
+                escape(name),
                 str(m.get("inferences", "")),
-                f"{m['latency_us']['median']:.1f}" if "latency_us" in m else "",
+                f"{latency['median']:.1f}" if latency else "",
                 str(m.get("arena_used_bytes", "")),
                 f"{golden['vectors'] - golden['mismatched']}/{golden['vectors']}" if golden else "",
-                outcome,
+                escape(outcome),
             )
     console.print(table)
     s = metrics["summary"]
     console.print(f"{s['tests']} tests: [green]{s['passed']} passed[/], [red]{s['failed']} failed[/], "
                   f"[yellow]{s['skipped']} skipped[/]")  # fmt: skip
     for failed in (t for t in metrics["tests"] if t["status"] == "FAIL"):
-        console.print(f"[red]FAIL[/red] {failed['framework']}: {failed['test']}: {failed['message']}")
+        what = f"{failed['framework']}: {failed['test']}: {failed.get('message', '')}"
+        console.print(f"[red]FAIL[/red] {escape(what)}", soft_wrap=True)
     for name in ("metrics.json", "junit-robot.xml", "junit-pytest.xml", "log.html", "report.html"):
         if (out_dir / name).exists():
             console.print(f"  {out_dir / name}")
@@ -195,7 +199,7 @@ def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
     try:
         result = build_firmware(config, target, args.pristine, console)
     except BuildFailed as err:
-        console.print(f"[red]build failed:[/red] {err}")
+        console.print(f"[red]build failed:[/red] {escape(str(err))}", soft_wrap=True)
         return EXIT_FAILED
     console.print(f"firmware: {result.image}")
     return 0
@@ -206,9 +210,9 @@ def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
     if not (out_dir / "metrics.json").exists() and not (out_dir / "metrics").is_dir():
         console.print(f"[red]error:[/red] {out_dir} holds no results (no metrics.json): run `hil run --out {args.dir}`")
         return EXIT_UNAVAILABLE
-    metrics = (
-        merge_metrics(out_dir) if (out_dir / "metrics").is_dir() else json.loads((out_dir / "metrics.json").read_text())
-    )
+    # Read only: a corrupt or truncated file is a ConfigError naming file and line (exit 2).
+    metrics_dir = out_dir / "metrics"
+    metrics = collect_metrics(out_dir) if metrics_dir.is_dir() else read_metrics_json(out_dir / "metrics.json")
     _print_report(out_dir, metrics)
     return 0 if metrics["summary"]["failed"] == 0 else EXIT_FAILED
 
@@ -333,7 +337,7 @@ def _main(argv: list[str] | None) -> int:
         config = load_config(args.config)
         return args.func(config, args)
     except HilError as err:
-        console.print(f"[red]error:[/red] {err}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
         return EXIT_UNAVAILABLE
 
 

@@ -7,6 +7,7 @@ models; this module turns pydantic's errors into those lines.
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import math
@@ -176,19 +177,55 @@ def model_keys(model: type[BaseModel], loc: Loc) -> list[str]:
     return list(getattr(current, "model_fields", {}))
 
 
-# --- JSON: the line of a key --------------------------------------------------------------------
+# --- JSON: the line of each key ----------------------------------------------------------------
+
+
+def json_lines(text: str) -> dict[tuple[str | int, ...], int]:
+    """The line (1-based) of every key and list item of a valid JSON document, by its path."""
+    decoder = json.JSONDecoder()
+    starts = [i for i, c in enumerate(text) if c == "\n"]
+    lines: dict[tuple[str | int, ...], int] = {}
+
+    def line(pos: int) -> int:
+        return bisect.bisect_right(starts, pos) + 1
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    def value(pos: int, path: tuple[str | int, ...]) -> int:
+        pos = skip(pos)
+        lines.setdefault(path, line(pos))
+        opener = text[pos] if pos < len(text) else ""
+        if opener not in "{[" or not opener:
+            return decoder.raw_decode(text, pos)[1]
+        closer, index, pos = "}" if opener == "{" else "]", 0, skip(pos + 1)
+        while pos < len(text) and text[pos] != closer:
+            if opener == "{":
+                key_pos = pos
+                key, pos = decoder.raw_decode(text, pos)
+                lines[(*path, key)] = line(key_pos)
+                pos = value(skip(pos) + 1, (*path, key))  # past the colon
+            else:
+                pos = value(pos, (*path, index))
+                index += 1
+            pos = skip(pos)
+            if pos < len(text) and text[pos] == ",":
+                pos = skip(pos + 1)
+        return pos + 1
+
+    value(0, ())
+    return lines
 
 
 def json_line_of(text: str, loc: Loc) -> int | None:
-    """The line of key ``loc`` in a JSON document (best effort: each key searched after its parent's)."""
-    position, found = 0, None
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        at = text.find(json.dumps(part) + ":", position)
-        if at < 0:
-            at = text.find(json.dumps(part), position)
-        if at < 0:
-            break
-        position, found = at, at
-    return None if found is None else text.count("\n", 0, found) + 1
+    """The line of the deepest part of ``loc`` found in a JSON document (None if not valid JSON)."""
+    try:
+        lines = json_lines(text)
+    except (ValueError, IndexError):
+        return None
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in lines:
+            return lines[loc[:depth]]
+    return None

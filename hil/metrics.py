@@ -17,6 +17,7 @@ from typing import Any
 
 from hil import __version__
 from hil.checks import EvaluationResult, GoldenComparison, LatencyStats, bound_name
+from hil.metrics_file import read_records
 from hil.results import DeviceInfo, InferenceResult, ModelInfo
 
 SCHEMA = "tinyml-hil.metrics/1"
@@ -127,16 +128,12 @@ class MetricsRecorder:
         self._test = None
 
 
-def merge_metrics(out_dir: Path) -> dict[str, Any]:
-    """Join every framework's JSON lines into ``<out>/metrics.json`` and return it."""
+def collect_metrics(out_dir: Path) -> dict[str, Any]:
+    """Every framework's JSON lines joined (each record checked: a corrupt one names file and line)."""
     tests: list[dict[str, Any]] = []
     devices: list[dict[str, Any]] = []
     for path in sorted((out_dir / METRICS_DIR).glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash; the rest still counts
+        for record in read_records(path):
             (tests if record.pop("kind", "test") == "test" else devices).append(record)
     counts = {status: sum(t["status"] == status for t in tests) for status in ("PASS", "FAIL", "SKIP")}
     merged = {
@@ -148,5 +145,11 @@ def merge_metrics(out_dir: Path) -> dict[str, Any]:
         "summary": {"tests": len(tests), "passed": counts["PASS"], "failed": counts["FAIL"], "skipped": counts["SKIP"]},
         "tests": tests,
     }
+    return merged
+
+
+def merge_metrics(out_dir: Path) -> dict[str, Any]:
+    """Join every framework's JSON lines into ``<out>/metrics.json`` and return it."""
+    merged = collect_metrics(out_dir)
     (out_dir / "metrics.json").write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
     return merged
