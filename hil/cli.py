@@ -26,7 +26,8 @@ from hil.metrics_file import read_metrics_json
 from hil.models import ModelZoo, verify_model
 from hil.runner import MODELS_DIR_ENV, SUITES, run_suites, suite_dirs, suites_in
 
-console = Console() if sys.stdout.isatty() else Console(width=160)  # CI logs are wide
+# CI logs are wide; no emoji codes: "board:x:" in a message must stay as written.
+console = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
 # Exit codes (docs/bench.md): 0 all passed, 1 a test failed, 2 usage, configuration or a missing
 # tool, 3 a bench board could not be brought up (flash, power, console, boot), 130 interrupted.
 EXIT_FAILED = 1
