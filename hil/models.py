@@ -341,7 +341,7 @@ def verify_model(zoo: ModelZoo, name: str) -> Verification:
     if mismatches:
         problems.append(f"{mismatches}/{len(golden)} golden vectors differ from TFLM's outputs")
     if (used := tflm.arena_used_bytes(interp)) != m.arena_used_bytes:
-        problems.append(f"arena use is {used} bytes, manifest says {m.arena_used_bytes}")
+        problems.append(f"arena used is {used} bytes, manifest arena_used_bytes says {m.arena_used_bytes}")
     ev = zoo.eval_set(name)
     int8_score = score(m.metric, m.output, np.stack([tflm.invoke(interp, m.input.quantize(x)) for x in ev.x]), ev.y)
     if not m.metric.passes(int8_score):
