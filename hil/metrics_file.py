@@ -87,7 +87,7 @@ def check_record(path: Path, line: int, record: Any) -> dict[str, Any]:
     """One line of ``metrics/<framework>.jsonl``: a test or device record, else an error naming file and line."""
     if not isinstance(record, dict):
         raise ConfigError(
-            f"{path}:{line}: expected a JSON object (a test or device record), got {type(record).__name__}"
+            f"{path}:{line}: expected a JSON object (a test or device record), got a {type(record).__name__}"
         )
     model = DeviceRecord if record.get("kind") == "device" else TestRecord
     try:
@@ -103,7 +103,8 @@ def _decode(path: Path) -> str:
     except OSError as err:
         raise ConfigError(f"cannot read {path}: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte offset {err.start}): the file is corrupt") from err
+        line = err.object.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte offset {err.start}): the file is corrupt") from err
 
 
 def read_metrics_json(path: Path) -> dict[str, Any]:
@@ -112,13 +113,14 @@ def read_metrics_json(path: Path) -> dict[str, Any]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as err:
-        cut = "" if text.rstrip().endswith(("}", "]")) else " (the file ends early: truncated?)"
+        started = text.lstrip().startswith(("{", "["))
+        cut = " (the file ends early: truncated?)" if started and not text.rstrip().endswith(("}", "]")) else ""
         raise ConfigError(f"{path}:{err.lineno}: not valid JSON: {err.msg} (column {err.colno}){cut}") from err
     if not isinstance(raw, dict):
         message = f"not a tinyml-hil metrics file: expected a JSON object, got a {type(raw).__name__}"
         raise InputError([Problem(path, 1, (), message)])
     if not str(raw.get("schema", "")).startswith(SCHEMA_PREFIX):
-        message = f"not a tinyml-hil metrics file: schema is {raw.get('schema')!r}, expected {SCHEMA_PREFIX}…"
+        message = f"{raw.get('schema')!r}: not a tinyml-hil metrics file (expected {SCHEMA_PREFIX}…)"
         raise InputError([Problem(path, json_line_of(text, ("schema",)) or 1, ("schema",), message)])
     try:
         MetricsFile.model_validate(raw)

@@ -60,7 +60,7 @@ def _lower(value: Any) -> Any:
 def _sysbus_path(value: str) -> str:
     parts = value.split(".")
     if len(parts) < 3 or parts[0] != "sysbus" or not all(parts):
-        raise PydanticCustomError("sysbus_path", "accelerometer must be sysbus.<bus>.<name> (e.g. sysbus.i2c1.adxl345)")
+        raise PydanticCustomError("sysbus_path", "must be sysbus.<bus>.<name> (e.g. sysbus.i2c1.adxl345)")
     return value
 
 

@@ -121,10 +121,12 @@ def load_stimulus(path: Path) -> Stimulus:
     if median <= 0 or len(bad):
         i = int(bad[0]) if len(bad) else 0
         line = rows[i + 1][0]
-        raise ConfigError(
-            f"{path}:{line}: t_s {values[i + 1, 0]:g} after {values[i, 0]:g}: timestamps must increase at a steady "
-            f"rate (median step {median:g} s, ±{RATE_JITTER:.0%})"
+        rule = (
+            "must increase"
+            if steps[i] <= 0
+            else f"must increase at a steady rate (step {median:g} s ±{RATE_JITTER:.0%})"
         )
+        raise ConfigError(f"{path}:{line}: t_s {values[i + 1, 0]:g} after {values[i, 0]:g}: timestamps {rule}")
     expected_path = expected_file(path)
     return Stimulus(
         path=path,

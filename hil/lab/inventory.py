@@ -283,7 +283,8 @@ def load_lab_file(path: Path) -> tuple[LabBoard, ...]:
     except OSError as err:
         raise ConfigError(f"cannot read lab file {path}: {err.strerror or err}") from err
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {err.start})") from err
+        line = err.object.count(b"\n", 0, err.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {err.start}): save it as UTF-8") from err
     try:
         root = yaml.compose(text)
     except yaml.MarkedYAMLError as err:

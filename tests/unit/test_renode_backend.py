@@ -445,7 +445,7 @@ def test_user_target_with_its_own_repl_sensor_and_commands(tmp_path: Path) -> No
 
 
 def test_accelerometer_that_is_not_a_sysbus_path_is_refused_when_the_config_loads(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"hil\.toml:6: .*accelerometer must be sysbus\.<bus>\.<name>"):
+    with pytest.raises(ConfigError, match=r"hil\.toml:6: .*accelerometer: must be sysbus\.<bus>\.<name>"):
         _user_config(
             tmp_path,
             """
