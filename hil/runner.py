@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from hil.backends import BOARD_ERROR_ENV, BenchRequest, backend_class, unavailable_reason
-from hil.backends._process import end_marked_processes, end_process, parent_death_signal
+from hil.backends._process import deferred_signals, end_marked_processes, end_process, parent_death_signal
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, BoardError, ConfigError
 from hil.metrics import METRICS_DIR, merge_metrics
@@ -136,17 +136,21 @@ def run_suites(
     bench = bench or BenchRequest(out_dir / "artifacts" / target.board_id)
     board_error = None
     try:
-        with backend_class(target.backend).hold_for_run(target, config, bench) as held:
-            outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | held, on_start)
-    except BoardError as err:
-        board_error = str(err)
-        outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | {BOARD_ERROR_ENV: board_error},
-                                   on_start)  # fmt: skip
+        try:
+            with backend_class(target.backend).hold_for_run(target, config, bench) as held:
+                outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | held, on_start)
+        except BoardError as err:
+            board_error = str(err)
+            outcomes = _run_frameworks(config, target, out_dir, frameworks, suites,
+                                       env | {BOARD_ERROR_ENV: board_error}, on_start)  # fmt: skip
     except BaseException:  # interrupted: keep what the suites recorded before they were stopped
-        merge_metrics(out_dir)
+        with deferred_signals():
+            merge_metrics(out_dir)
         raise
     finally:
-        if left := end_marked_processes(RUN_MARKER, run_id):
+        with deferred_signals():  # bounded: terminate, then kill, each within STOP_TIMEOUT_S
+            left = end_marked_processes(RUN_MARKER, run_id)
+        if left:
             log.warning("ended %d process(es) the suites left running: %s", len(left), left)
     return RunSummary(target.name, out_dir, tuple(outcomes), merge_metrics(out_dir), board_error)
 
