@@ -218,6 +218,10 @@ def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
     return 0 if metrics["summary"]["failed"] == 0 else EXIT_FAILED
 
 
+def _score(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
 def cmd_models(config: HilConfig, args: argparse.Namespace) -> int:
     zoo = ModelZoo(config.models_dir)
     names = args.names or zoo.names()
@@ -250,8 +254,8 @@ def cmd_models(config: HilConfig, args: argparse.Namespace) -> int:
         score = m.metric
         bound = f"{'≥' if score.higher_is_better else '≤'} {score.threshold}"
         table.add_row(name, m.task, m.input.describe(), m.output.describe(), ", ".join(m.ops), str(m.flash_bytes),
-                      str(m.arena_bytes), str(m.arena_used_bytes), score.name, f"{score.float_score:.4f}",
-                      f"{score.int8_score:.4f}", bound)  # fmt: skip
+                      str(m.arena_bytes), str(m.arena_used_bytes), score.name, _score(score.float_score),
+                      _score(score.int8_score), bound)  # fmt: skip
     console.print(table)
     return 0
 
