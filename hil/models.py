@@ -181,12 +181,15 @@ class ModelZoo:
             return self._checked[name]
         directory = self.root / name
         if not name or "/" in name or name.startswith(".") or not (directory / MANIFEST).is_file():
-            raise ConfigError(
-                f"unknown model {name!r}{suggest(name, self.names())}: known models are "
-                f"{', '.join(self.names()) or 'none'} (in {self.root})"
-            )
+            raise ConfigError(self.unknown(name))
         self._checked[name] = ModelManifest.load(directory)
         return self._checked[name]
+
+    def unknown(self, name: str) -> str:
+        """What to say about a model name that is not in the zoo."""
+        known = self.names()
+        listed = ", ".join(known) or "none"
+        return f"unknown model {name!r}{suggest(name, known)}: known models are {listed} (in {self.root})"
 
     def check(self, names: list[str] | None = None) -> list[ModelManifest]:
         """Check every model folder (or ``names``) before a device starts: the first problem raises a ConfigError."""

@@ -125,6 +125,7 @@ def run_suites(
                 f"no {framework} suites at {suites[framework]}: point --suites (or --{framework}-suites) at yours"
             )
     ModelZoo(config.models_dir).check()  # every model folder, before any device starts: one clear error
+    backend_class(target.backend).check_target(target, config)
     prepare_results_dir(out_dir)
     shutil.rmtree(out_dir / METRICS_DIR, ignore_errors=True)  # metrics of this run only
     run_id = f"{os.getpid()}-{secrets.token_hex(4)}"

@@ -86,6 +86,11 @@ class Backend(ABC):
     def unavailable_reason(cls, target: Target, config: HilConfig) -> str | None:
         """Why this target cannot run on this machine now, or None if it can."""
 
+    @classmethod
+    def check_target(cls, target: Target, config: HilConfig) -> None:
+        """Raise a ConfigError if ``target``'s options do not fit ``config`` (run before anything starts)."""
+        del target, config
+
     @abstractmethod
     def start(self) -> str:
         """Start the device and return the pyserial URL of its protocol console."""

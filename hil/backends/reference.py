@@ -20,6 +20,7 @@ from hil.backends import Backend, SensorPlayback
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, DeviceTimeout
+from hil.models import ModelZoo
 from hil.options import ReferenceOptions
 from hil.stimuli import Stimulus
 from hil.twin import PTY_LINE_PREFIX
@@ -50,6 +51,7 @@ class ReferenceBackend(Backend):
         if self._has_accelerometer:
             argv += ["--sensor-file", str(self.sensor_file)]
             self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's
+        self.check_target(self.target, self.config)
         argv += [arg for model in self._options.models or () for arg in ("--model", model)]
         # Its own process group: a Ctrl-C meant for the suite does not kill the device under it.
         log = self.artifacts_dir / "twin.log"
@@ -62,6 +64,16 @@ class ReferenceBackend(Backend):
         reason = self.exit_reason()
         self.stop()
         raise ConfigError(f"reference twin did not start: {line or reason}")
+
+    @classmethod
+    def check_target(cls, target: Target, config: HilConfig) -> None:
+        """The models the target serves (option ``models``, default all) exist and their folders check out."""
+        models = target.options_as(ReferenceOptions).models
+        zoo = ModelZoo(config.models_dir)
+        for name in models or ():
+            if name not in zoo.names():
+                raise ConfigError(f"target {target.name}: models: {zoo.unknown(name)}")
+        zoo.check(list(models) if models else None)
 
     def _first_line(self, timeout_s: float) -> str:
         """The twin's first stdout line, read without blocking past ``timeout_s``."""

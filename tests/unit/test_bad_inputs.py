@@ -251,6 +251,11 @@ HIL_ERROR_CASES: list[tuple[list[str], str, str]] = [
     (["run", "--models-dir", "/nonexistent/models"], "reference cannot run here", "no models directory"),
     (["flash", "--target", "board:x"], "no board serves board:x", "no lab file"),
     (["run", "--target", "board:x"], "board:x cannot run here: no board serves board:x", "no lab file"),
+    (
+        ["run", "--target", "reference:few", "--suites", str(ROOT / "tests" / "hil")],
+        "target reference:few: models: unknown model 'sin'",
+        "(did you mean sine?)",
+    ),
 ]
 
 
@@ -267,7 +272,10 @@ def test_bad_arguments_are_a_usage_error(hil: Run, argv: list[str], says: str) -
 @pytest.fixture
 def zoo_config(tmp_path: Path) -> Path:
     config = tmp_path / "zoo.toml"
-    config.write_text(f"models_dir = {json.dumps(str(ROOT / 'models'))}\n")
+    config.write_text(
+        f"models_dir = {json.dumps(str(ROOT / 'models'))}\n"
+        '[targets."reference:few"]\nbackend = "reference"\nmodels = ["sin"]\n'
+    )
     return config
 
 
