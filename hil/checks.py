@@ -9,6 +9,7 @@ use (what TFLM placed in it): budgets limit the use.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from hil.models import Metric, ModelZoo, confusion_matrix, predictions, score
 from hil.results import InferenceResult
 
 STATISTICS = ("median", "p95", "max")
+GOLDEN_OUTPUTS_KEPT = 4096  # output values of the golden vectors kept in metrics.json (beyond: only their sha256)
 MINUS = "\u2212"  # the typographic minus sign (U+2212) reads better than a hyphen
 
 
@@ -52,25 +54,33 @@ class GoldenComparison:
     mismatched: tuple[int, ...]  # indices of vectors whose output differs beyond the tolerance
     max_abs_diff: int
     tolerance: int
+    outputs: tuple[tuple[int, ...], ...] = ()  # the device's output per vector, flattened (for hil compare)
 
     @property
     def ok(self) -> bool:
         return not self.mismatched
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        record: dict[str, object] = {
             "vectors": self.vectors,
             "mismatched": len(self.mismatched),
             "max_abs_diff": self.max_abs_diff,
             "tolerance": self.tolerance,
         }
+        if self.outputs:
+            flat = np.array(self.outputs, dtype=np.int64)
+            record["outputs_sha256"] = hashlib.sha256(flat.tobytes()).hexdigest()
+            if flat.size <= GOLDEN_OUTPUTS_KEPT:
+                record["outputs"] = [list(row) for row in self.outputs]
+        return record
 
 
 def compare_outputs(model: str, outputs: np.ndarray, expected: np.ndarray, tolerance: int) -> GoldenComparison:
     diff = np.abs(outputs.astype(np.int64) - expected.astype(np.int64)).reshape(len(expected), -1)
     worst = diff.max(axis=1)
     mismatched = tuple(int(i) for i in np.nonzero(worst > tolerance)[0])
-    return GoldenComparison(model, len(expected), mismatched, int(worst.max(initial=0)), tolerance)
+    kept = tuple(tuple(int(v) for v in row) for row in outputs.astype(np.int64).reshape(len(expected), -1))
+    return GoldenComparison(model, len(expected), mismatched, int(worst.max(initial=0)), tolerance, kept)
 
 
 def run_golden(device: Device, zoo: ModelZoo, model: str, tolerance: int | None = None) -> GoldenComparison:

@@ -38,6 +38,8 @@ class _ModelMetrics:
         timed = [r for r in self.inferences if r.latency_us is not None]
         if timed:
             out["latency_us"] = {k: round(v, 3) for k, v in LatencyStats.of(timed).as_dict().items()}
+            # every inference's latency, in order, for the report's histograms (docs/metrics.md)
+            out["latencies_us"] = [round(r.latency_us, 3) for r in timed if r.latency_us is not None]
         if self.inferences:
             out["arena_used_bytes"] = max(r.arena_used_bytes for r in self.inferences)
         return out | self.extra

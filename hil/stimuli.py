@@ -207,7 +207,18 @@ class EventMatch:
             "missed": [f"{e.label}@{e.start_s:g}-{e.end_s:g}s" for e in self.missed],
             "unexpected": [f"{d.label}@{d.time_s:.2f}s" for d in self.unexpected],
             "delays_s": [round(d.time_s - e.end_s, 3) for e, d in self.matched],
+            # the timeline the report draws: every expected window and every detection
+            "windows": [{"label": e.label, "start_s": e.start_s, "end_s": e.end_s} for e in self.expected],
+            "detected": [{"label": d.label, "time_s": round(d.time_s, 3)} for d in self.detected],
         }
+
+    @property
+    def expected(self) -> tuple[ExpectedEvent, ...]:
+        return tuple(sorted([e for e, _ in self.matched] + list(self.missed), key=lambda e: e.start_s))
+
+    @property
+    def detected(self) -> tuple[DetectedEvent, ...]:
+        return tuple(sorted([d for _, d in self.matched] + list(self.unexpected), key=lambda d: d.time_s))
 
 
 def match_events(detected: list[DetectedEvent], expected: tuple[ExpectedEvent, ...], latency_s: float) -> EventMatch:
