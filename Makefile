@@ -11,10 +11,11 @@ OUT    ?= results
 .PHONY: run test lint docs bench vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
-# espeak-ng: regenerating the kws data bit for bit; clang: fuzzing the firmware's C codec;
+# espeak-ng: regenerating the kws data bit for bit; clang + libclang-rt-14-dev (libFuzzer and the
+# sanitizer runtimes): fuzzing the firmware's C codec;
 # the emulated bench: qemu-system-arm boards, gdb-multiarch to flash them, gcc-arm-none-eabi for
 # the bench's test image.
-SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi ser2net
+SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi ser2net libclang-rt-14-dev
 system-deps:
 	@missing=""; for pkg in $(SYSTEM_DEPS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
