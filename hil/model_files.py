@@ -67,6 +67,10 @@ class MetricFile(Strict):
 class BudgetFile(Strict):
     latency_us: Annotated[float, Field(gt=0)] | None = None
     arena_bytes: Count | None = None
+    # how much worse than a saved baseline is a regression (hil baseline compare; docs/reports.md)
+    latency_regression_pct: Annotated[float, Field(ge=0)] | None = None
+    arena_regression_bytes: Count | None = None
+    score_regression_points: Annotated[float, Field(ge=0)] | None = None
 
 
 class StreamingFile(Strict):

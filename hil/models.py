@@ -31,6 +31,10 @@ class Budget:
 
     latency_us: float | None = None
     arena_bytes: int | None = None
+    # regression thresholds against a saved baseline (hil baseline compare); None: the defaults
+    latency_regression_pct: float | None = None
+    arena_regression_bytes: int | None = None
+    score_regression_points: float | None = None
 
 
 METRICS = {
