@@ -14,8 +14,8 @@ OUT    ?= results
 # espeak-ng: regenerating the kws data bit for bit; clang + libclang-rt-14-dev (libFuzzer and the
 # sanitizer runtimes): fuzzing the firmware's C codec;
 # the emulated bench: qemu-system-arm boards, gdb-multiarch to flash them, gcc-arm-none-eabi for
-# the bench's test image.
-SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi ser2net libclang-rt-14-dev
+# the bench's test image; chromium: rendering the HTML report headless (tests/e2e/test_report_html.py).
+SYSTEM_DEPS ?= espeak-ng clang qemu-system-arm gdb-multiarch gcc-arm-none-eabi ser2net chromium libclang-rt-14-dev
 system-deps:
 	@missing=""; for pkg in $(SYSTEM_DEPS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
