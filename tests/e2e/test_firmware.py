@@ -17,11 +17,14 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from hil import protocol as p
 from hil import tools
 from hil.backends.qemu import _listening
 from hil.build import MEMORY_REPORT, BuildResult, build_firmware, detect_toolchain
 from hil.config import HilConfig, load_config
+from hil.device import Device
 from hil.errors import BackendUnavailable
+from hil.models import ModelZoo
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ("qemu:mps2_an385", "native_sim")
@@ -111,6 +114,25 @@ def test_build_writes_a_memory_report_with_the_embedded_models(
     assert report["model_bytes"] == sum(m["flatbuffer_bytes"] for m in report["models"]) > 0
     assert report["text_bytes"] > 0
     assert report["bss_bytes"] >= report["arena_bytes"] > 0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_device_reports_the_build_id_of_its_image_and_the_sha256_of_its_models(
+    config: HilConfig, built: dict[str, BuildResult], target: str, tmp_path: Path
+) -> None:
+    result = _build(config, built, target)
+    if target.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
+        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    image_build_id = p.find_build_id(result.image.read_bytes())
+    assert image_build_id is not None, f"{result.image} lacks {p.BUILD_ID_MARKER!r}: was it garbage collected?"
+    zoo = ModelZoo(config.models_dir)
+    with Device(config.target(target), config, tmp_path) as dut:
+        assert dut.info.build_id == image_build_id
+        assert {name: m.sha256 for name, m in dut.models.items()} == {
+            name: zoo.manifest(name).sha256 for name in dut.models
+        }
 
 
 @pytest.mark.parametrize("target", TARGETS)
