@@ -24,6 +24,7 @@ from hil.lab import cli as lab_cli
 from hil.metrics import collect_metrics
 from hil.metrics_file import read_metrics_json
 from hil.models import ModelZoo, verify_model
+from hil.report import cli as report_cli
 from hil.runner import MODELS_DIR_ENV, SUITES, run_suites, suite_dirs, suites_in
 
 # CI logs are wide; no emoji codes: "board:x:" in a message must stay as written.
@@ -206,7 +207,7 @@ def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
+def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:
     out_dir: Path = args.dir.resolve()
     if not (out_dir / "metrics.json").exists() and not (out_dir / "metrics").is_dir():
         console.print(f"[red]error:[/red] {out_dir} holds no results (no metrics.json): run `hil run --out {args.dir}`")
@@ -215,6 +216,7 @@ def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
     metrics_dir = out_dir / "metrics"
     metrics = collect_metrics(out_dir) if metrics_dir.is_dir() else read_metrics_json(out_dir / "metrics.json")
     _print_report(out_dir, metrics)
+    report_cli.report_html(config, args, [(out_dir, metrics)], console)  # predicted board latency; --html, --history
     return 0 if metrics["summary"]["failed"] == 0 else EXIT_FAILED
 
 
@@ -296,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="summarise the results in a directory")
     report.add_argument("dir", type=Path)
+    report_cli.add_report_options(report)
     report.set_defaults(func=cmd_report)
+    report_cli.register(sub, console)  # hil baseline save|compare|list, hil compare
 
     models = sub.add_parser("models", help="list the model zoo, or verify it with the TFLM runtime")
     models.add_argument("action", nargs="?", choices=("list", "verify"), default="list")

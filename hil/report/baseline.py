@@ -129,11 +129,11 @@ def _open(path: Path, create: bool) -> Iterator[sqlite3.Connection]:
 
 
 def _commit(run: Run, root: Path) -> str | None:
-    env = run.environment
-    git = env.get("git")
-    for value in (env.get("git_commit"), env.get("commit"), git.get("commit") if isinstance(git, dict) else git):
-        if isinstance(value, str) and value:
-            return value
+    suites = run.environment.get("suites")
+    for suite in suites.values() if isinstance(suites, dict) else ():
+        commit = suite.get("git_commit") if isinstance(suite, dict) else None
+        if isinstance(commit, str) and commit:
+            return commit + (" (dirty)" if suite.get("git_dirty") else "")
     try:
         head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()  # fmt: skip
@@ -218,6 +218,7 @@ class Delta:
     limit: str  # the threshold that applied, as text
     verdict: str  # ok | REGRESSION | improved | new | missing
     note: str = ""
+    kind: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +272,8 @@ def _judge(old: Measurement | None, new: Measurement | None, limits: Thresholds,
     target, model, metric = key
     if old is None or new is None:
         verdict = "new" if old is None else "missing"
-        return Delta(target, model, metric, old and old.value, new and new.value, "", verdict)
+        kind = (old or new).kind if (old or new) else ""
+        return Delta(target, model, metric, old and old.value, new and new.value, "", verdict, kind=kind)
     sign = -1.0 if new.better == "higher" else 1.0
     worse = (new.value - old.value) * sign  # > 0: worse
     note = ""
@@ -295,7 +297,7 @@ def _judge(old: Measurement | None, new: Measurement | None, limits: Thresholds,
     if old.model_sha256 != new.model_sha256 and old.model_sha256 and new.model_sha256:
         note = (note + "; " if note else "") + "model changed (sha256)"
     verdict = "REGRESSION" if bad else "improved" if worse < 0 else "ok"
-    return Delta(target, model, metric, old.value, new.value, limit, verdict, note)
+    return Delta(target, model, metric, old.value, new.value, limit, verdict, note, new.kind)
 
 
 def history(path: Path, name: str | None = None) -> dict[str, dict[str, list[tuple[str, float]]]]:

@@ -66,7 +66,7 @@ def _text(value: Any) -> str:
 
 
 def _stimulus(run: Run, zoo: ModelZoo | None, view: ModelView, name: str) -> Stimulus | None:
-    candidates = [run.path / "stimuli" / name, run.path / view.target / "stimuli" / name]
+    candidates = [found] if (found := run.stimulus(name, view.target)) else []
     if zoo is not None:
         candidates.append(zoo.root / view.model / "stimuli" / name)
     for path in candidates:
@@ -104,7 +104,7 @@ def _timeline(run: Run, zoo: ModelZoo | None, view: ModelView, events: EventRun,
 
 def _card(run: Run, zoo: ModelZoo | None, view: ModelView, predicted: Prediction | None) -> Card:
     device = run.device(view.target)
-    card = Card(run, view, time_basis(device), predicted=predicted)
+    card = Card(run, view, time_basis(run, view.target), predicted=predicted)
     name = f"{view.target} / {view.model}"
     if view.latency is not None and view.latency.samples_us:
         card.images.append((
@@ -207,7 +207,7 @@ def render(
         cards += [_card(run, zoo, v, predicted.get((v.target, v.model))) for v in views]
         for target in run.targets:
             targets.append({"run": run, "target": target, "memory": _device_memory(run, target),
-                            "time_label": time_basis(run.device(target))})  # fmt: skip
+                            "time_label": time_basis(run, target)})  # fmt: skip
     for card in cards:
         card.row = _row(card)
     failures = [(run, test, run.console_tail(test)) for run in runs for test in run.tests if test["status"] == "FAIL"]

@@ -57,10 +57,32 @@ class Run:
         if not name:
             return None
         path = Path(name)
-        candidates = [path] if path.is_absolute() else [self.path / path, self.path / target / path]
+        folders = [self.path / sub for sub in (self.bundle_of(target), target, target.replace(":", "-")) if sub]
         if path.is_absolute():
-            candidates.append(self.path / target / path.name)  # a bundle moved since it was written
+            candidates = [path, *(folder / path.name for folder in folders)]  # a bundle moved since it was written
+        else:
+            candidates = [self.path / path, *(folder / path for folder in folders)]
         return next((c for c in candidates if c.is_file()), None)
+
+    def bundle_of(self, target: str) -> str | None:
+        """The sub-bundle folder of ``target`` (relative; ``.`` in a one-target run), where the run says."""
+        bundles = self.metrics.get("bundles")
+        return str(bundles[target]) if isinstance(bundles, dict) and target in bundles else None
+
+    def target_facts(self, target: str) -> dict[str, Any]:
+        """``environment.targets.<target>``: backend, board, image, models with sizes and budgets (may be empty)."""
+        targets = self.environment.get("targets")
+        found = targets.get(target) if isinstance(targets, dict) else None
+        return dict(found) if isinstance(found, dict) else {}
+
+    def stimulus(self, name: str, target: str = "") -> Path | None:
+        """A stimulus recording the run copied into its bundle (``stimuli[]``), by file name."""
+        for entry in self.metrics.get("stimuli") or []:
+            if isinstance(entry, dict) and Path(str(entry.get("path", ""))).name == name:
+                found = self.resolve(str(entry["path"]), target)
+                if found is not None:
+                    return found
+        return self.resolve(f"stimuli/{name}", target)
 
     def console_tail(self, test: Mapping[str, Any], lines: int = CONSOLE_TAIL_LINES) -> str:
         path = self.resolve(test.get("console_log"), str(test.get("target", "")))
@@ -178,6 +200,14 @@ def model_views(run: Run, zoo: ModelZoo | None = None) -> list[ModelView]:
     for key, view in views.items():
         view.latency = _latency(records[key])
         view.sha256 = (run.device(view.target).get("models") or {}).get(view.model, {}).get("sha256")
+        recorded = (run.target_facts(view.target).get("models") or {}).get(view.model)
+        if isinstance(recorded, dict):  # what the run itself recorded of the model: sizes and budget
+            view.flash_bytes = recorded.get("flash_bytes")
+            view.arena_size_bytes = recorded.get("arena_bytes")
+            budget = recorded.get("budget") or {}
+            view.latency_limit_us = view.latency_limit_us or budget.get("latency_us")
+            view.arena_limit_bytes = view.arena_limit_bytes or budget.get("arena_bytes")
+            continue
         manifest = _manifest(zoo, view.model)
         if manifest is not None:
             view.flash_bytes = manifest.flash_bytes
@@ -218,10 +248,11 @@ def _manifest(zoo: ModelZoo | None, model: str) -> ModelManifest | None:
         return None  # the report still renders what the run measured
 
 
-def time_basis(device: Mapping[str, Any]) -> str:
+def time_basis(run: Run, target: str) -> str:
     """What a target's latency measures, as the report labels it: virtual, wall or the twin's CPU time."""
+    device = run.device(target)
     facts = device.get("facts") or {}
-    backend = str(device.get("backend") or facts.get("backend") or "")
+    backend = str(run.target_facts(target).get("backend") or device.get("backend") or facts.get("backend") or "")
     if str(device.get("firmware_version", "")).startswith("twin") or backend == "reference":
         return "CPU time of the twin's inference thread"
     if backend in ("renode", "qemu") or "renode" in facts or "qemu" in facts:
