@@ -254,6 +254,10 @@ def print_comparison(c: compare.Comparison, console: Console) -> None:
         if models:
             console.print(f"only measured on {side}: {', '.join(models)}", soft_wrap=True)
     for m in c.models:
+        ratio = "" if m.latency_ratio is None else f", latency ratio B/A {m.latency_ratio:.3f}"
+        factor = "" if m.factor is None else f", calibration factor {m.factor:.4g}"
+        console.print(f"{m.model}: outputs {m.agreement}{ratio}{factor}", soft_wrap=True)
+    for m in c.models:
         for finding in m.findings:
             console.print(f"[bold red]mismatch[/bold red] {m.model}: {escape(finding)}", soft_wrap=True)
     if not c.mismatched:
