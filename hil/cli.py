@@ -139,6 +139,7 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
     except (KeyboardInterrupt, Terminated) as err:
         return _interrupted(err, f"stopped the suites and every process they started; results so far in {out_dir}")
     _print_report(out_dir, summary.metrics)
+    report_cli.print_run_predictions(config, out_dir, summary.metrics, console)  # calibrated by hil compare
     if summary.board_error:
         console.print(f"[red]board error[/red] (no test ran): {escape(summary.board_error)}", soft_wrap=True)
         return EXIT_BOARD_ERROR

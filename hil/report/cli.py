@@ -76,6 +76,18 @@ def report_html(
     console.print(f"HTML report: {path}", soft_wrap=True)
 
 
+def print_run_predictions(config: HilConfig, out_dir: Path, metrics: dict[str, Any], console: Console) -> None:
+    """After ``hil run``: the predicted board latency of each model on a calibrated target (``hil compare``)."""
+    path = compare.default_calibration_path(config.root)
+    try:
+        calibration = compare.read_calibration(path)
+    except ConfigError as err:  # a broken calibration file must not fail a run that passed
+        console.print(f"[yellow]warning:[/yellow] {escape(str(err))}", soft_wrap=True)
+        return
+    if calibration:
+        print_predictions(Run(out_dir, metrics), calibration, console)
+
+
 def print_predictions(run: Run, calibration: dict[str, Any], console: Console) -> None:
     """Each model's latency on the calibrated board beside the emulator's own, for calibrated targets."""
     for p in compare.predictions(model_views(run), run, calibration):

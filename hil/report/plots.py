@@ -174,6 +174,9 @@ def history(series: dict[str, list[tuple[str, float]]], metric: str, unit: str) 
     for i, (name, points) in enumerate(sorted(series.items())):
         xs = [position[tick] for tick, _ in points]
         axes.plot(xs, [v for _, v in points], marker="o", color=LINE_COLOURS[i % len(LINE_COLOURS)], label=name)
+    values = [v for points in series.values() for _, v in points]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        axes.set_yscale("log")  # models of very different sizes on one plot: each line stays readable
     axes.set_xticks(range(len(ticks)), ticks, rotation=30, ha="right", fontsize=7)
     axes.set_ylabel(unit)
     axes.set_title(f"{metric} across saved baselines", fontsize=10)
