@@ -216,7 +216,7 @@ def render(
         for metric, series in sorted((history or {}).items())
     ]
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("hil.report", "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+        loader=jinja2.PackageLoader("hil.report", "templates"), autoescape=True, undefined=jinja2.ChainableUndefined
     )
     return environment.get_template("report.html.j2").render(
         runs=runs,
