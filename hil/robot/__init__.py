@@ -117,8 +117,12 @@ class HilLibrary(CheckKeywords, DeviceIoKeywords):
             f"{self._session.target.name}: firmware {info.firmware_version} (build {info.build_id}), "
             f"board {info.board}, {info.runtime}"
         )
-        for name, value in self._session.identity().items():
+        identity = self._session.identity()
+        for name, value in identity.items():
             BuiltIn().set_suite_metadata(name, value, top=True)
+        # in a Suite Setup these tag every test of the suite, so Robot's report filters by them
+        tags = ("target", "backend", "board_id", "firmware_build_id")
+        BuiltIn().set_tags(*(f"{key.removeprefix('firmware_')}:{identity[key]}" for key in tags if identity.get(key)))
         facts = device.facts()
         if url := facts.get("renode_robot_server"):
             BuiltIn().set_suite_variable("${RENODE_ROBOT_SERVER}", url)

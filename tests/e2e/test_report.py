@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -230,3 +231,9 @@ def test_compare_prints_agreement_latency_ratio_and_calibration_for_later_runs(t
     assert f"{SECOND} sine: median" in later.stdout
     assert "predicted" in later.stdout
     assert "on reference" in later.stdout
+
+
+def test_robot_tests_are_tagged_with_target_backend_and_firmware_build(twin_runs: TwinRuns) -> None:
+    tags = {tag.text or "" for tag in ET.parse(twin_runs.reference / "output.xml").getroot().iter("tag")}
+    assert {"target:reference", "backend:reference"} <= tags
+    assert any(tag.startswith("build_id:") for tag in tags)
