@@ -127,6 +127,7 @@ class Device:
                 "rebuild the firmware or upgrade tinyml-hil"
             )
         info = p.unpack_info(payload)
+        self.link.max_payload_bytes = info.max_payload_bytes  # oversize requests fail before they are sent
         self._info = info
         self._models = {}
         for index in range(info.model_count):

@@ -12,7 +12,7 @@ from pathlib import Path
 import serial
 
 from hil import protocol as p
-from hil.errors import DeviceError, DeviceLost, DeviceTimeout, ProtocolError
+from hil.errors import ConfigError, DeviceError, DeviceLost, DeviceTimeout, ProtocolError
 
 try:
     from termios import error as _termios_error
@@ -23,6 +23,7 @@ except ImportError:  # not POSIX
     PORT_ERRORS = (serial.SerialException, OSError)
 
 CONSOLE_TAIL_LINES = 200
+WRITE_CHUNK_BYTES = 1024  # well under a pty's buffer, so each write completes while we read between them
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT_S = 5.0
 
@@ -57,6 +58,8 @@ class Link:
         self.lines_seen = 0  # console lines ever received; line i stays in ``console`` while recent
         self._boots = 0
         self.unsolicited: deque[p.Frame] = deque(maxlen=1000)
+        self.max_payload_bytes = p.DEFAULT_MAX_PAYLOAD_BYTES  # the device's, once its INFO said so
+        self._backlog: list[p.Item] = []  # decoded but not yet handed to a caller
 
     @classmethod
     def open(
@@ -102,36 +105,64 @@ class Link:
         return self._seq
 
     def write_raw(self, data: bytes) -> None:
+        """Write ``data`` in chunks, reading whatever the device sends between them.
+
+        A device answering garbage blocks once its output is full; if we only wrote, both sides
+        would wait for each other. What is read meanwhile is kept for the next request or ``expect``.
+        """
         try:
-            self._port.write(data)
-            self._port.flush()
+            for start in range(0, len(data), WRITE_CHUNK_BYTES):
+                self._port.write(data[start : start + WRITE_CHUNK_BYTES])
+                self._port.flush()
+                self._drain()
         except serial.SerialTimeoutException as err:
             raise DeviceTimeout(f"{self._name} did not accept {len(data)} bytes within {WRITE_TIMEOUT_S} s") from err
         except PORT_ERRORS as err:
             raise DeviceLost(self._lost(f"writing to the console failed: {err}")) from err
+
+    def _drain(self) -> None:
+        waiting = self._port.in_waiting
+        if waiting:
+            data = self._port.read(waiting)
+            self._last_rx = time.monotonic()
+            self._backlog.extend(self._decoded(data))
 
     def request(
         self, msg_type: p.MsgType, payload: bytes = b"", timeout_s: float = 10.0, *, reboot_ok: bool = False
     ) -> bytes:
         """Send one request and return the payload of its reply.
 
-        A reboot seen meanwhile fails the request unless ``reboot_ok`` (handshake, RESET).
+        A reboot seen meanwhile fails the request unless ``reboot_ok`` (handshake, RESET). Frames
+        that arrive with the reply (events after it) are kept for ``events()``.
         """
+        if len(payload) > self.max_payload_bytes:
+            raise ConfigError(
+                f"{msg_type.name} payload of {len(payload)} bytes exceeds {self._name}'s maximum of "
+                f"{self.max_payload_bytes} bytes: nothing was sent; split the data"
+            )
         seq = self._next_seq()
         what = f"{msg_type.name} (seq {seq})"
         boots_before = self._boots
         self.write_raw(p.encode_frame(msg_type, seq, payload))
         deadline = time.monotonic() + timeout_s
         while True:
-            for item in self._receive(deadline, what, timeout_s):
+            items = self._receive(deadline, what, timeout_s)
+            for index, item in enumerate(items):
                 if isinstance(item, p.Frame) and item.seq == seq:
+                    self._backlog.extend(items[index + 1 :])
                     return self._reply_payload(item, msg_type, what)
-                if isinstance(item, p.Frame):
-                    self.unsolicited.append(item)
-                elif isinstance(item, p.FrameFault):
-                    self._log.warning("corrupted frame from device: %s (seq %d)", item.detail, item.seq)
+                self._keep(item)
             if self._boots != boots_before and not reboot_ok:
                 raise DeviceLost(self._lost(f"the device rebooted while {what} was pending"))
+
+    def _keep(self, item: p.Item) -> None:
+        """File an item that answers no pending request: events for ``events()``, the rest in the log."""
+        if isinstance(item, p.Frame) and item.seq == p.UNSOLICITED_SEQ and item.type == p.MsgType.ERROR:
+            self._log.warning("device reports a damaged frame: %s", _error_text(item.payload))
+        elif isinstance(item, p.Frame):
+            self.unsolicited.append(item)
+        elif isinstance(item, p.FrameFault):
+            self._log.warning("corrupted frame from device: %s (seq %d)", item.detail, item.seq)
 
     def _reply_payload(self, frame: p.Frame, msg_type: p.MsgType, what: str) -> bytes:
         if frame.type == p.MsgType.ERROR:
@@ -159,16 +190,17 @@ class Link:
                     return match
             next_line = self.lines_seen
             for item in self._receive(deadline, f"console line matching {pattern!r}", timeout_s):
-                if isinstance(item, p.Frame):
-                    self.unsolicited.append(item)
+                self._keep(item)
 
     def poll(self) -> None:
         """Read whatever is waiting without blocking long (keeps console and events current)."""
         for item in self._receive(time.monotonic() + p.STALE_FRAME_S, "nothing", p.STALE_FRAME_S, quiet=True):
-            if isinstance(item, p.Frame):
-                self.unsolicited.append(item)
+            self._keep(item)
 
     def _receive(self, deadline: float, what: str, timeout_s: float, quiet: bool = False) -> list[p.Item]:
+        if self._backlog:  # read earlier (while writing, or behind a reply): hand it out first
+            items, self._backlog = self._backlog, []
+            return items
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             if quiet:
@@ -183,12 +215,17 @@ class Link:
             raise DeviceLost(self._lost(f"the console closed while waiting for {what}: {err}")) from err
         if data:
             self._last_rx = time.monotonic()
-            items = self._decoder.feed(data)
-        else:
-            if reason := self._exit_reason():
-                raise DeviceLost(self._lost(f"{reason} while waiting for {what}"))
-            stale = time.monotonic() - self._last_rx > p.STALE_FRAME_S
-            items = self._decoder.abandon_partial() if stale else []
+            return self._decoded(data)
+        if reason := self._exit_reason():
+            raise DeviceLost(self._lost(f"{reason} while waiting for {what}"))
+        stale = time.monotonic() - self._last_rx > p.STALE_FRAME_S
+        return self._texts_kept(self._decoder.abandon_partial() if stale else [])
+
+    def _decoded(self, data: bytes) -> list[p.Item]:
+        return self._texts_kept(self._decoder.feed(data))
+
+    def _texts_kept(self, items: list[p.Item]) -> list[p.Item]:
+        """Console text goes to the console (and its log) as it is decoded; frames go on to the caller."""
         for item in items:
             if isinstance(item, p.Text):
                 self._add_text(item.data)
@@ -225,3 +262,11 @@ class Link:
             reason = self._exit_reason()
         prefix = f"{reason}: " if reason and reason not in what else ""
         return f"{self._name}: {prefix}{what}; {self._tail()}"
+
+
+def _error_text(payload: bytes) -> str:
+    try:
+        err = p.unpack_error(payload)
+    except ProtocolError as bad:
+        return f"unreadable ERROR report ({bad})"
+    return f"{p.error_name(err.code)}: {err.message}"

@@ -214,9 +214,12 @@ class _Reader:
         (length,) = self.take("<B")
         (raw,) = self.take(f"<{length}s")
         try:
-            return raw.decode()
+            text = raw.decode()
         except UnicodeDecodeError as err:
             raise MalformedPayload(f"string is not UTF-8: {raw!r}") from err
+        if "\0" in text:
+            raise MalformedPayload(f"string contains a NUL byte: {raw!r}")  # C would read 'sine\0x' as 'sine'
+        return text
 
     def rest(self) -> bytes:
         data = self._data[self._pos :]

@@ -3,7 +3,8 @@
     python -m hil.twin --models models [--model sine ...]
 
 It prints ``HIL-TWIN PTY <path>`` on stdout, then serves the device side of the wire protocol
-on that pty until its parent exits or it is killed. It is the executable specification of the
+on that pty until its host is gone: the parent exits, stays stopped (SIGSTOP) for 30 s, or —
+with ``--exit-on-close`` — closes the port. It is the executable specification of the
 firmware: the firmware must answer every request exactly as :class:`TwinFirmware` does.
 
 With ``--sensor-file PATH`` it also has an emulated accelerometer: a sensor-source stream
@@ -14,6 +15,7 @@ that file, as if sampled at the model's rate, and deletes the file once it has r
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import select
@@ -216,7 +218,8 @@ class TwinFirmware:
         return b"".join(self._outbox) + reply
 
     def handle_fault(self, fault: p.FrameFault) -> bytes:
-        return self._error(fault.seq, fault.code, fault.detail)
+        """A report on seq 0, never a reply: the damaged header's seq may be a pending request's."""
+        return self._error(p.UNSOLICITED_SEQ, fault.code, f"{fault.detail} (damaged frame's seq {fault.seq})")
 
     @staticmethod
     def _error(seq: int, code: p.ErrorCode, message: str) -> bytes:
@@ -278,8 +281,8 @@ class TwinFirmware:
         return b""  # the reboot itself happens after the reply is sent (see serve)
 
     def _stream_start(self, payload: bytes) -> bytes:
+        self._stream = None  # any STREAM_START ends the running stream first, even one that is refused
         start = p.unpack_stream_start(payload)
-        self._stream = None  # as on the device: STREAM_START stops any stream first
         stream = _Stream(self._model(start.model), start, self.clock)
         if start.source == p.SOURCE_SENSOR:
             self._emit(stream.push(self._sensor_samples(start.model, stream.channels)))
@@ -342,21 +345,59 @@ class TwinFirmware:
         return p.pack_memory(MemoryReport(None, None, None, None))  # a host process has no MCU stack or heap
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+STOPPED_HOST_S = 30.0  # a host stopped (SIGSTOP, a debugger) this long is taken for gone
 
 
-def serve(fd: int, firmware: TwinFirmware, parent_pid: int) -> None:
-    """Answer requests on ``fd`` until the parent process goes away."""
+def _host_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (state T in /proc); False where /proc cannot tell."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].startswith(("T", "t"))
+
+
+def serve(
+    fd: int,
+    firmware: TwinFirmware,
+    parent_pid: int,
+    slave_fd: int | None = None,
+    stopped_host_s: float = STOPPED_HOST_S,
+) -> None:
+    """Answer requests on ``fd`` until the host is gone.
+
+    Gone: the parent exited, or has been stopped for ``stopped_host_s``, or — when ``slave_fd`` is
+    given — the host closed the port after opening it (we close our own ``slave_fd`` once the host's
+    first bytes arrive, so its close ends the pty). Replies wait in an output buffer and go out as
+    the host reads them: we never block writing while the host writes to us.
+    """
     decoder = p.FrameDecoder()
-    _write_all(fd, firmware.banner())
+    out = bytearray(firmware.banner())
+    os.set_blocking(fd, False)
     last_rx = time.monotonic()
+    stopped_since: float | None = None
     while os.getppid() == parent_pid:
-        ready, _, _ = select.select([fd], [], [], p.STALE_FRAME_S / 2)
-        if ready:
-            items = decoder.feed(os.read(fd, 65536))
+        if _host_stopped(parent_pid):
+            stopped_since = stopped_since or time.monotonic()
+            if time.monotonic() - stopped_since > stopped_host_s:
+                return
+        else:
+            stopped_since = None
+        readable, writable, _ = select.select([fd], [fd] if out else [], [], p.STALE_FRAME_S / 2)
+        if writable:
+            with contextlib.suppress(BlockingIOError):
+                del out[: os.write(fd, out)]
+        if readable:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            except OSError:
+                return  # EIO: nobody has the port open any more
+            if slave_fd is not None:
+                os.close(slave_fd)  # the host is here: from now on its close ends us
+                slave_fd = None
+            items = decoder.feed(data)
             last_rx = time.monotonic()
         elif decoder.partial_frame and time.monotonic() - last_rx > p.STALE_FRAME_S:
             items = decoder.abandon_partial()
@@ -364,13 +405,15 @@ def serve(fd: int, firmware: TwinFirmware, parent_pid: int) -> None:
             continue
         for item in items:
             if isinstance(item, p.FrameFault):
-                _write_all(fd, firmware.handle_fault(item))
+                out += firmware.handle_fault(item)
             elif isinstance(item, p.Frame):
-                _write_all(fd, firmware.handle(item))
+                out += firmware.handle(item)
                 if item.type == p.MsgType.RESET:
+                    # A rebooting MCU loses what it had received: what came with the RESET is dropped.
                     decoder = p.FrameDecoder()
                     firmware.boot()
-                    _write_all(fd, firmware.banner())
+                    out += firmware.banner()
+                    break
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -379,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", help="serve only this model (repeatable; default: all)")
     parser.add_argument("--board", default="reference", help="board name to report (default: reference)")
     parser.add_argument("--sensor-file", type=Path, help="emulated accelerometer: float32 samples the host leaves here")
+    parser.add_argument("--exit-on-close", action="store_true", help="exit when the host closes the port")
+    parser.add_argument("--stopped-host-s", type=float, default=STOPPED_HOST_S,
+                        help=f"exit when the parent stays stopped this long (default {STOPPED_HOST_S:g})")  # fmt: skip
     args = parser.parse_args(argv)
     parent_pid = os.getppid()
     try:
@@ -390,8 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     master, slave = os.openpty()
     tty.setraw(slave)  # bytes pass untouched: no echo, no CR/LF mapping, no signals
     print(PTY_LINE_PREFIX + os.ttyname(slave), flush=True)
-    # Keeping our own slave fd open means the host may close and reopen the port without EIO here.
-    serve(master, firmware, parent_pid)
+    # Our own slave fd keeps the pty alive until the host opens it (else reads here fail with EIO).
+    # With --exit-on-close we let go of it once the host is connected, so the host's close ends us;
+    # without, the host may close and reopen the port (a twin playing a bench board).
+    serve(master, firmware, parent_pid, slave if args.exit_on_close else None, args.stopped_host_s)
     return 0
 
 

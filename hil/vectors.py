@@ -128,6 +128,17 @@ def _requests() -> list[bytes]:
         + p.encode_frame(T.FEED, 19, p.pack_feed(np.array([[0.0], [1.5]])))
         + p.encode_frame(T.FEED, 20, p.pack_feed(np.zeros((2, 1)))[:-4])
         + p.encode_frame(T.STREAM_STOP, 21),
+        # Garbage whose fake headers carry seq 7 and 2, then request seq 2: the faults are reported on
+        # seq 0, so the only reply with seq 2 is the request's own.
+        bytes.fromhex("00ffa55a0307ffff414243a55a0102030000deadbe") + p.encode_frame(T.ECHO, 2, b"ok"),
+        # A refused STREAM_START leaves no stream: the FEED after it is UNSUPPORTED.
+        p.encode_frame(T.STREAM_START, 22, p.pack_stream_start(p.StreamStart("sine", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.STREAM_START, 23, p.pack_stream_start(p.StreamStart("nosuch", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.FEED, 24, p.pack_feed(np.zeros((1, 1)))),
+        # A NUL in a string is MALFORMED (C would read "sine\0" as "sine").
+        p.encode_frame(T.INFER, 25, b"\x05sine\x00\x09\x00"),
+        # What arrives together with a RESET is dropped: the device is rebooting.
+        p.encode_frame(T.RESET, 26) + p.encode_frame(T.ECHO, 27, b"lost"),
     ]
 
 
@@ -156,6 +167,8 @@ def reply_items(firmware: object, request: bytes) -> list[str]:
         else:
             continue
         out += [frame_item(f) for f in p.FrameDecoder().feed(reply) if isinstance(f, p.Frame)]
+        if isinstance(item, p.Frame) and item.type == T.RESET:
+            break  # a rebooting device drops the rest (docs/protocol.md, RESET)
     return out
 
 

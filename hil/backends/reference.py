@@ -48,6 +48,7 @@ class ReferenceBackend(Backend):
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
         argv = [sys.executable, "-m", "hil.twin", "--models", str(self.config.models_dir), "--board", self.target.name]
+        argv.append("--exit-on-close")  # the host closing the port (or dying) ends the twin
         if self._has_accelerometer:
             argv += ["--sensor-file", str(self.sensor_file)]
             self.sensor_file.unlink(missing_ok=True)  # a recording left by an earlier run is not this run's

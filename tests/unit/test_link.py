@@ -96,3 +96,36 @@ def test_expect_line_finds_a_line_that_already_arrived() -> None:
     port.incoming.append(b"HIL READY\r\n")
     link.poll()
     assert link.expect_line("READY", timeout_s=0.1).group(0) == "READY"
+
+
+def test_events_that_arrive_with_the_reply_are_kept_for_events() -> None:
+    event = p.pack_event(p.Event(64, "gesture", 2, 0.9, 123))
+
+    def reply_then_event(frame: p.Frame) -> list[bytes]:
+        reply = p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, b"")
+        return [reply + p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, event)]  # one read holds both
+
+    link = Link(ScriptedPort(reply_then_event), name="dut")
+    link.request(p.MsgType.STREAM_STOP, timeout_s=1)
+    link.poll()
+    assert [f.type for f in link.unsolicited] == [p.MsgType.EVENT]
+
+
+def test_fault_report_on_seq_0_is_never_taken_for_the_reply() -> None:
+    report = p.pack_error(p.ErrorReply(p.ErrorCode.BAD_CRC, "CRC-32 mismatch (damaged frame's seq 1)"))
+
+    def report_then_reply(frame: p.Frame) -> list[bytes]:
+        return [p.encode_frame(p.MsgType.ERROR, 0, report), p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, b"ok")]
+
+    link = Link(ScriptedPort(report_then_reply), name="dut")
+    assert link.request(p.MsgType.ECHO, b"ok", timeout_s=1) == b"ok"
+
+
+def test_oversize_request_is_refused_before_anything_is_sent() -> None:
+    from hil.errors import ConfigError
+
+    port = ScriptedPort()
+    link = Link(port, name="dut")
+    with pytest.raises(ConfigError, match="ECHO payload of 65536 bytes exceeds dut's maximum of 4096 bytes"):
+        link.request(p.MsgType.ECHO, bytes(65536), timeout_s=1)
+    assert port.written == b""

@@ -57,6 +57,8 @@ static enum hil_error_code malformed(struct hil_device *dev, uint8_t type,
 			      name, (unsigned int)r->len, (unsigned int)r->needed);
 	case HIL_READ_NOT_UTF8:
 		return refuse(dev, HIL_ERR_MALFORMED, "%s: string is not UTF-8", name);
+	case HIL_READ_NUL:
+		return refuse(dev, HIL_ERR_MALFORMED, "%s: string contains a NUL byte", name);
 	case HIL_READ_TRAILING:
 		return refuse(dev, HIL_ERR_MALFORMED, "%s: %u unexpected trailing bytes", name,
 			      (unsigned int)(r->len - r->pos));
@@ -372,6 +374,9 @@ static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t
 {
 	(void)w;
 
+	/* Any STREAM_START ends the running stream first, so a refused one leaves none (as the twin). */
+	stop_stream(dev);
+
 	struct hil_reader r;
 
 	hil_reader_init(&r, payload, len);
@@ -425,7 +430,6 @@ static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t
 		return not_ready(dev, index);
 	}
 
-	stop_stream(dev);
 	params.model = index;
 	if (params.source == HIL_SOURCE_SENSOR) {
 		struct hil_sensor_request request = {
@@ -639,18 +643,22 @@ void hil_device_fault(struct hil_device *dev, const struct hil_item *fault)
 {
 	switch (fault->fault) {
 	case HIL_ERR_TOO_LARGE:
-		(void)refuse(dev, fault->fault, "length %u > max %u",
+		(void)refuse(dev, fault->fault, "length %u > max %u (damaged frame's seq %u)",
 			     (unsigned int)fault->fault_length,
-			     (unsigned int)dev->decoder.max_payload);
+			     (unsigned int)dev->decoder.max_payload, (unsigned int)fault->seq);
 		break;
 	case HIL_ERR_BAD_CRC:
-		(void)refuse(dev, fault->fault, "CRC-32 mismatch");
+		(void)refuse(dev, fault->fault, "CRC-32 mismatch (damaged frame's seq %u)",
+			     (unsigned int)fault->seq);
 		break;
 	default:
-		(void)refuse(dev, fault->fault, "frame truncated: the line went silent mid-frame");
+		(void)refuse(dev, fault->fault,
+			     "frame truncated: the line went silent mid-frame (seq %u)",
+			     (unsigned int)fault->seq);
 		break;
 	}
-	send_error(dev, fault->seq, fault->fault);
+	/* A report, never a reply: the damaged header's seq may be anything, even a pending request's. */
+	send_error(dev, HIL_UNSOLICITED_SEQ, fault->fault);
 }
 
 static bool on_item(void *user, const struct hil_item *item)

@@ -97,6 +97,10 @@ struct hil_str hil_read_str(struct hil_reader *r)
 		r->error = HIL_READ_NOT_UTF8;
 		return s;
 	}
+	if (memchr(raw, '\0', len[0]) != NULL) {
+		r->error = HIL_READ_NUL; /* a C string would end there: "sine\0x" must not read as "sine" */
+		return s;
+	}
 	s.data = (const char *)raw;
 	s.len = len[0];
 	return s;

@@ -21,6 +21,7 @@ enum hil_read_error {
 	HIL_READ_OK = 0,
 	HIL_READ_SHORT,    /* "payload ends at byte N, needed M" */
 	HIL_READ_NOT_UTF8, /* "string is not UTF-8" */
+	HIL_READ_NUL,      /* "string contains a NUL byte" */
 	HIL_READ_TRAILING, /* "N unexpected trailing bytes" */
 };
 
