@@ -50,7 +50,8 @@ def twin_runs(tmp_path_factory: pytest.TempPathFactory) -> TwinRuns:
     folder = tmp_path_factory.mktemp("report")
     config = folder / "hil.toml"
     config.write_text(
-        f'models_dir = "{ROOT / "models"}"\n\n[targets.{SECOND}]\nbackend = "reference"\n'
+        f'models_dir = "{ROOT / "models"}"\nbuild_dir = "{ROOT / "build"}"\n\n'
+        f'[targets.{SECOND}]\nbackend = "reference"\n'
         'description = "the twin serving two models"\nmodels = ["sine", "anomaly"]\n'
     )
     env = os.environ | {"HIL_BASELINES": str(folder / "baselines.sqlite"),
@@ -237,3 +238,21 @@ def test_robot_tests_are_tagged_with_target_backend_and_firmware_build(twin_runs
     tags = {tag.text or "" for tag in ET.parse(twin_runs.reference / "output.xml").getroot().iter("tag")}
     assert {"target:reference", "backend:reference"} <= tags
     assert any(tag.startswith("build_id:") for tag in tags)
+
+
+@pytest.mark.parametrize("target", ["qemu:mps2_an385", "native_sim"])
+def test_compare_firmware_with_the_twin_where_it_is_built(twin_runs: TwinRuns, target: str, tmp_path: Path) -> None:
+    from hil.backends import unavailable_reason
+    from hil.config import load_config
+
+    config = load_config(twin_runs.config)
+    if reason := unavailable_reason(config.target(target), config):
+        pytest.skip(f"{target} cannot run here: {reason}")
+    out = tmp_path / "firmware"
+    run = hil(twin_runs, "run", "--target", target, "--out", str(out), "--robot-suites", "robot_tests/sine.robot",
+              "--pytest-suites", "tests/hil/test_sine.py")  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:]
+    result = hil(twin_runs, "compare", str(out), str(twin_runs.reference), "--no-save")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sine: outputs bit-exact" in result.stdout
+    assert f"calibration factor {target} -> reference overall:" in result.stdout
