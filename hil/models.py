@@ -341,7 +341,7 @@ def verify_model(zoo: ModelZoo, name: str) -> Verification:
     model = m.tflite_path.read_bytes()
     if hashlib.sha256(model).hexdigest() != m.sha256:
         problems.append(f"{m.tflite_file} does not match the sha256 in the manifest: retrain or re-finalize")
-    interp = tflm.interpreter(model, m.arena_bytes)
+    interp = tflm.interpreter(model, m.arena_bytes, name)
     golden = zoo.golden(name)
     outputs = np.stack([tflm.invoke(interp, x) for x in golden.inputs])
     mismatches = int(np.sum(np.any((outputs != golden.outputs).reshape(len(golden), -1), axis=1)))

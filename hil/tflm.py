@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import subprocess
@@ -50,14 +51,63 @@ def captured_stderr() -> Iterator[list[bytes]]:
             sink.append(tmp.read())
 
 
-def interpreter(model: bytes, arena_bytes: int) -> Interpreter:
-    """A TFLM interpreter with tensors allocated in an arena of ``arena_bytes``."""
+def _allocate(model: bytes, arena_bytes: int) -> Interpreter:
     with captured_stderr() as log:
         try:
             return _runtime().Interpreter.from_bytes(model, arena_size=arena_bytes)
         except (RuntimeError, ValueError) as err:
             failure = err
     raise ConfigError(f"TFLM could not allocate the model in {arena_bytes} bytes: {failure}; {log[0][-300:]!r}")
+
+
+GENEROUS_ARENA_BYTES = 4 << 20
+
+
+def interpreter(model: bytes, arena_bytes: int, name: str = "model") -> Interpreter:
+    """A TFLM interpreter with tensors allocated in an arena of ``arena_bytes``.
+
+    TFLM's Python runtime segfaults, instead of failing, for some arenas just below the smallest
+    that fits (sine: 2048 and 2176 bytes crash, 2192 fits). So an arena is first checked: below
+    what TFLM places in a generous arena it is too small outright; otherwise it is tried once in a
+    child process (remembered per model hash and size in the user's cache). A too small arena is a
+    ConfigError naming the model and the bytes it needs.
+    """
+    if arena_bytes < GENEROUS_ARENA_BYTES:
+        placed = arena_used_bytes(_allocate(model, GENEROUS_ARENA_BYTES))
+        if arena_bytes < placed or not _fits_in_child(model, arena_bytes):
+            needed = minimal_arena_bytes(model)
+            raise ConfigError(
+                f"{name}: an arena of {arena_bytes} bytes is too small: TFLM needs {needed} bytes "
+                f"({placed} of them for tensors); set arena_bytes in its manifest to at least {needed}"
+            )
+    return _allocate(model, arena_bytes)
+
+
+def _fits_in_child(model: bytes, arena_bytes: int) -> bool:
+    digest = hashlib.sha256(model).hexdigest()[:32]
+    known = _probe_cache() / f"{digest}-{arena_bytes}.fits"
+    if known.exists():
+        return True
+    with tempfile.NamedTemporaryFile(suffix=".tflite") as file:
+        file.write(model)
+        file.flush()
+        if not _fits(file.name, arena_bytes):
+            return False
+    with contextlib.suppress(OSError):  # a cache we cannot write only costs the next probe
+        known.parent.mkdir(parents=True, exist_ok=True)
+        known.touch()
+    return True
+
+
+def _probe_cache() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "tinyml-hil" / "arena-probes"
+
+
+def _fits(path: str, arena_bytes: int) -> bool:
+    """Whether the model at ``path`` allocates in ``arena_bytes``, tried in a child (which may crash)."""
+    probe = [sys.executable, "-m", "hil.tflm", "fits", path, str(arena_bytes)]
+    return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
 
 
 SMALLEST_PROBED_ARENA_BYTES = 1024
@@ -74,8 +124,7 @@ def minimal_arena_bytes(model: bytes, upper_bytes: int = 4 << 20) -> int:
         file.flush()
 
         def fits(size: int) -> bool:
-            probe = [sys.executable, "-m", "hil.tflm", "fits", file.name, str(size)]
-            return subprocess.run(probe, capture_output=True, timeout=120, check=False).returncode == 0
+            return _fits(file.name, size)
 
         # Double up to the first arena that fits, then bisect below it.
         size = SMALLEST_PROBED_ARENA_BYTES
@@ -136,4 +185,4 @@ def op_names(model: bytes) -> list[str]:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["fits"]:
-    interpreter(Path(sys.argv[2]).read_bytes(), int(sys.argv[3]))  # exits non-zero unless it fits
+    _allocate(Path(sys.argv[2]).read_bytes(), int(sys.argv[3]))  # exits non-zero (or crashes) unless it fits

@@ -192,7 +192,7 @@ class TwinFirmware:
         self._stream = None
         for m in self._manifests:
             tflite = self._tflites[m.name]
-            interp = tflm.interpreter(tflite, m.arena_bytes)
+            interp = tflm.interpreter(tflite, m.arena_bytes, m.name)
             in_spec = tflm.tensor_spec(interp.get_input_details(0))
             out_spec = tflm.tensor_spec(interp.get_output_details(0))
             arena_used = tflm.arena_used_bytes(interp)
