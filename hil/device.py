@@ -19,6 +19,7 @@ from hil.backends import Backend, EmulatorCost, SensorPlayback, backend_class
 from hil.config import HilConfig, Target
 from hil.errors import ConfigError, DeviceLost, DeviceTimeout, HilError, ProtocolError
 from hil.link import Link
+from hil.phases import BOOT, HANDSHAKE, OPEN, REQUEST, RESET, STOP, PhaseLog
 from hil.results import TFLITE_TYPE_CODES, DeviceInfo, InferenceResult, MemoryReport, ModelInfo, OpProfile
 from hil.stimuli import Stimulus
 
@@ -56,25 +57,33 @@ class Device:
         """Start the backend, connect, and handshake; returns what the device says it is."""
         self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         self._broken = None
-        url = self.backend.start()
-        try:
-            self._link = Link.open(
-                url,
-                name=self.target.name,
-                console_log=self.artifacts_dir / f"console-{self.target.board_id}.log",
-                exit_reason=self.backend.exit_reason,
-                **self.backend.serial_options(),
-            )
-            return self._handshake()
-        except BaseException:
-            self.close()
-            raise
+        with self.phases.span(OPEN, target=self.target.name):
+            url = self.backend.start()
+            try:
+                self._link = Link.open(
+                    url,
+                    name=self.target.name,
+                    console_log=self.artifacts_dir / f"console-{self.target.board_id}.log",
+                    exit_reason=self.backend.exit_reason,
+                    **self.backend.serial_options(),
+                )
+                return self._handshake()
+            except BaseException:
+                self.close()
+                raise
 
     def close(self) -> None:
         if self._link:
             self._link.close()
             self._link = None
-        self.backend.stop()
+        with self.phases.span(STOP):
+            self.backend.stop()
+        self.phases.close()
+
+    @property
+    def phases(self) -> PhaseLog:
+        """Where this device's time goes (``phases.jsonl`` in the artifacts; see ``hil.phases``)."""
+        return self.backend.phases
 
     def restart(self) -> DeviceInfo:
         """Bring a device that went away back up (the backend is started afresh)."""
@@ -106,9 +115,11 @@ class Device:
 
     def _handshake(self) -> DeviceInfo:
         """Ask INFO until the device answers: it may still be booting, or printing a banner."""
-        deadline = time.monotonic() + self.target.boot_timeout_s
+        started = time.monotonic()
+        deadline = started + self.target.boot_timeout_s
         while True:
             remaining = deadline - time.monotonic()
+            attempt = time.monotonic()
             try:
                 payload = self._request(
                     p.MsgType.INFO, b"", max(0.05, min(HANDSHAKE_RETRY_S, remaining)), reboot_ok=True
@@ -120,6 +131,7 @@ class Device:
                 if time.monotonic() >= deadline:
                     raise type(err)(f"handshake with {self.target.name} failed: {err}") from err
         self._broken = None  # retries while booting are expected
+        self.phases.add(BOOT, started, attempt)  # the attempts the booting device did not answer
         version = payload[0] if payload else None  # before decoding: other versions lay INFO out differently
         if version != p.PROTOCOL_VERSION:
             raise ProtocolError(
@@ -133,13 +145,22 @@ class Device:
         for index in range(info.model_count):
             model = p.unpack_model_info(self._request(p.MsgType.MODEL_INFO, p.pack_model_info_request(index)))
             self._models[model.name] = model
+        self.phases.add(HANDSHAKE, attempt, time.monotonic())  # the answered INFO and every MODEL_INFO
         return info
 
     def _request(
-        self, msg_type: p.MsgType, payload: bytes = b"", timeout_s: float | None = None, *, reboot_ok: bool = False
+        self,
+        msg_type: p.MsgType,
+        payload: bytes = b"",
+        timeout_s: float | None = None,
+        *,
+        reboot_ok: bool = False,
+        model: str | None = None,
     ) -> bytes:
+        detail = {"bytes": len(payload)} | ({"model": model} if model else {})
         try:
-            return self.link.request(msg_type, payload, timeout_s or self.target.timeout_s, reboot_ok=reboot_ok)
+            with self.phases.span(f"{REQUEST}.{msg_type.name}", **detail):
+                return self.link.request(msg_type, payload, timeout_s or self.target.timeout_s, reboot_ok=reboot_ok)
         except (DeviceTimeout, DeviceLost) as err:
             # A device that missed a reply may answer it late and desynchronise the next test: restart it.
             self._broken = str(err)
@@ -180,7 +201,7 @@ class Device:
                 f"wrong input shape for {model}: got {list(array.shape)}, the model takes {spec.describe()}"
             )
         request = p.InferRequest(model, TFLITE_TYPE_CODES[spec.dtype], array.tobytes())
-        raw = self._request(p.MsgType.INFER, p.pack_infer_request(request), timeout_s)
+        raw = self._request(p.MsgType.INFER, p.pack_infer_request(request), timeout_s, model=model)
         reply = p.unpack_infer_reply(raw)
         out_spec = self.model(model).output
         if len(reply.output) != out_spec.nbytes:
@@ -300,7 +321,8 @@ class Device:
         how = self.backend.machine_reset()
         if how is None:
             return False
-        self.reboot(how)
+        with self.phases.span(RESET):
+            self.reboot(how)
         return True
 
     def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost | None]:

@@ -21,6 +21,7 @@ from hil.device import Device
 from hil.errors import CheckFailed, ConfigError, DeviceTimeout, HilError
 from hil.metrics import MetricsRecorder
 from hil.models import ModelZoo, Streaming
+from hil.phases import SENSOR
 
 log = logging.getLogger(__name__)
 
@@ -251,9 +252,10 @@ class HilSession:
             "refractory_samples": streaming.refractory_samples,
         }
         if source == "sensor":
-            playback = device.play_into_sensor(stimulus)
-            device.start_stream(model, **start, source=p.SOURCE_SENSOR)
-            self._wait_played(device, playback)
+            with device.phases.span(SENSOR, stimulus=stimulus.path.name, duration_s=stimulus.duration_s):
+                playback = device.play_into_sensor(stimulus)
+                device.start_stream(model, **start, source=p.SOURCE_SENSOR)
+                self._wait_played(device, playback)
             raw = []
         else:
             device.start_stream(model, **start)

@@ -20,6 +20,7 @@ from hil.config import HilConfig, Target
 from hil.errors import ConfigError, SensorUnavailable
 from hil.inputs import suggest
 from hil.options import BACKENDS, FirmwareOptions
+from hil.phases import PHASES_FILE, PhaseLog
 from hil.stimuli import Stimulus
 
 T = TypeVar("T")
@@ -80,6 +81,7 @@ class Backend(ABC):
         self.target = target
         self.config = config
         self.artifacts_dir = artifacts_dir
+        self.phases = PhaseLog(artifacts_dir / PHASES_FILE)  # where this device's time goes (hil.phases)
 
     @classmethod
     @abstractmethod

@@ -17,6 +17,7 @@ from hil.backends import Backend, firmware_image, missing_firmware
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
+from hil.phases import SPAWN
 
 PTY_LINE = re.compile(rb"connected to pseudotty: (/dev/pts/\d+)")
 EXECUTABLE = "zephyr.exe"
@@ -45,8 +46,9 @@ class NativeBackend(Backend):
         # means 100 ms of real silence (with -no-rt idle time would race ahead). The firmware
         # times inferences on the host's monotonic clock either way.
         argv = [str(firmware_image(self.target, self.config, EXECUTABLE)), "-rt"]
-        self._sim = ChildProcess("native_sim", argv, log)
-        return self._pty_path(log, offset)
+        with self.phases.span(SPAWN):
+            self._sim = ChildProcess("native_sim", argv, log)
+            return self._pty_path(log, offset)
 
     def _pty_path(self, log: Path, offset: int) -> str:
         deadline = time.monotonic() + self.target.boot_timeout_s

@@ -25,6 +25,7 @@ from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
 from hil.options import QemuOptions
+from hil.phases import SPAWN
 
 LISTEN_POLL_S = 0.02
 PROC_NET_TCP = Path("/proc/net/tcp")
@@ -53,6 +54,10 @@ class QemuBackend(Backend):
         return missing_firmware(target, config)
 
     def start(self) -> str:
+        with self.phases.span(SPAWN):
+            return self._start()
+
+    def _start(self) -> str:
         if reason := self.unavailable_reason(self.target, self.config):
             raise BackendUnavailable(reason)
         self._port = free_tcp_port()

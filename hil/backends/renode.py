@@ -47,6 +47,7 @@ from hil.backends._process import ChildProcess, end_process
 from hil.config import HilConfig, Target, truthy
 from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, HilError, SensorUnavailable
 from hil.options import RenodeOptions
+from hil.phases import COST, COUNTERS, FIND, MONITOR, RUN, SCRIPT, SPAWN, PhaseLog
 from hil.stimuli import Stimulus
 from hil.tools import RENODE_MIN_VERSION
 
@@ -414,8 +415,11 @@ class MonitorClient:
     answer every negotiation as it arrives and send nothing else until the first prompt.
     """
 
-    def __init__(self, sock: socket.socket, *, name: str, transcript: IO[str] | None = None) -> None:
+    def __init__(
+        self, sock: socket.socket, *, name: str, transcript: IO[str] | None = None, phases: PhaseLog | None = None
+    ) -> None:
         self._sock = sock
+        self._phases = phases or PhaseLog(None)
         self._name = name
         self._raw = bytearray()  # received, not yet through the telnet filter
         self._text = bytearray()  # telnet-filtered bytes of the current exchange
@@ -439,6 +443,7 @@ class MonitorClient:
         host: str = "127.0.0.1",
         exit_reason: Callable[[], str | None] = lambda: None,
         transcript: IO[str] | None = None,
+        phases: PhaseLog | None = None,
     ) -> MonitorClient:
         """Connect (retrying while Renode starts up) and read up to the first prompt."""
         deadline = time.monotonic() + timeout_s
@@ -455,7 +460,7 @@ class MonitorClient:
                         "Renode may be slow to start here: raise boot_timeout_s of the target"
                     ) from err
                 time.sleep(CONNECT_RETRY_S)
-        client = cls(sock, name=name, transcript=transcript)
+        client = cls(sock, name=name, transcript=transcript, phases=phases)
         try:
             client.banner = client._read_until_prompt(max(0.1, deadline - time.monotonic()), "the first prompt")
         except BaseException:
@@ -562,8 +567,9 @@ class MonitorClient:
         """Run one monitor command; return its output. With ``check``, Renode's error texts raise ConfigError."""
         if "\n" in command or "\r" in command:
             raise ConfigError(f"one monitor command per line: {command!r}; put multi-line commands in a script")
-        self._send(command)
-        output = self._read_until_prompt(timeout_s, f"`{command}`")
+        with self._phases.span(MONITOR, command=command.split(" ", 1)[0]):
+            self._send(command)
+            output = self._read_until_prompt(timeout_s, f"`{command}`")
         lines = output.split("\n")
         # The monitor echoes what we type. Before the echo may come what another monitor printed
         # meanwhile (Renode's robot server runs keywords in its own monitor): not ours to judge.
@@ -801,7 +807,8 @@ class RenodeBackend(Backend):
         return options(self.target).robot_server or truthy(os.environ.get("HIL_RENODE_ROBOT", ""))
 
     def start(self) -> str:
-        install = find_renode()
+        with self.phases.span(FIND):
+            install = find_renode()
         if reason := self._reason(self.target, self.config, install):
             raise BackendUnavailable(reason)
         assert install.path is not None
@@ -830,6 +837,7 @@ class RenodeBackend(Backend):
         private_tmp = self.artifacts_dir / "renode-tmp"
         private_tmp.mkdir(exist_ok=True)
         env = os.environ | {"TMPDIR": str(private_tmp)}
+        spawned = time.monotonic()
         self._renode = SupervisedProcess("Renode", argv, self.log_path, cwd=self.artifacts_dir, env=env)
         try:
             self._transcript = (self.artifacts_dir / "renode-monitor.log").open("a", encoding="utf-8")
@@ -839,10 +847,14 @@ class RenodeBackend(Backend):
                 name=f"Renode ({self.target.name})",
                 exit_reason=self.exit_reason,
                 transcript=self._transcript,
+                phases=self.phases,
             )
+            self.phases.add(SPAWN, spawned, time.monotonic())
             self._monitor.expect_machine(script.machine)
-            self.execute(f"include {resd.monitor_path(self._script_path)}", MONITOR_SCRIPT_TIMEOUT_S)
-            self.execute("start")
+            with self.phases.span(SCRIPT):
+                self.execute(f"include {resd.monitor_path(self._script_path)}", MONITOR_SCRIPT_TIMEOUT_S)
+            with self.phases.span(RUN):
+                self.execute("start")
         except BaseException:
             self.stop()
             raise
@@ -904,19 +916,21 @@ class RenodeBackend(Backend):
     def counters(self) -> EmulatorCounters:
         """Executed instructions of the target's CPU (option ``cpu``, default sysbus.cpu) and virtual time."""
         cpu = options(self.target).cpu
-        instructions = parse_number(self.execute(f"{cpu} ExecutedInstructions"))
-        return EmulatorCounters(instructions, parse_virtual_time(self.execute("currentTime")))
+        with self.phases.span(COUNTERS):
+            instructions = parse_number(self.execute(f"{cpu} ExecutedInstructions"))
+            return EmulatorCounters(instructions, parse_virtual_time(self.execute("currentTime")))
 
     def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost]:
         """Run ``action`` (e.g. one ``device.infer``) and return its result with what it cost in Renode."""
         before = self.counters()
         started = time.monotonic()
         result = action()
-        host_s = time.monotonic() - started
+        ended = time.monotonic()
         after = self.counters()
         cost = EmulatorCost(
-            after.instructions - before.instructions, after.virtual_time_s - before.virtual_time_s, host_s
+            after.instructions - before.instructions, after.virtual_time_s - before.virtual_time_s, ended - started
         )
+        self.phases.add(COST, started, ended, instructions=cost.instructions, virtual_s=round(cost.virtual_time_s, 6))
         return result, cost
 
     @contextlib.contextmanager
