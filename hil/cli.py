@@ -19,13 +19,16 @@ from rich.table import Table
 from hil import __version__, tools
 from hil.backends import BenchRequest, unavailable_reason
 from hil.config import HilConfig, load_config
-from hil.errors import BackendUnavailable, HilError
+from hil.errors import BackendUnavailable, ConfigError, HilError
 from hil.lab import cli as lab_cli
-from hil.metrics import collect_metrics
-from hil.metrics_file import read_metrics_json
 from hil.models import ModelZoo, verify_model
 from hil.report import cli as report_cli
-from hil.runner import MODELS_DIR_ENV, SUITES, run_suites, suite_dirs, suites_in
+from hil.report.bundle import read_bundle
+from hil.report.merge import merge_bundles, merged_view
+from hil.report.progress import RunProgress
+from hil.report.summary import summary as run_summary
+from hil.report.summary import tests_table
+from hil.runner import MODELS_DIR_ENV, SUITE_TIMEOUT_S, SUITES, RunRequest, default_jobs, run, suite_dirs, suites_in
 
 # CI logs are wide; no emoji codes: "board:x:" in a message must stay as written.
 console = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
@@ -111,88 +114,60 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         models_dir = args.models_dir.resolve()
         config = dataclasses.replace(config, models_dir=models_dir)
         os.environ[MODELS_DIR_ENV] = str(models_dir)  # the suite processes load the same zoo
-    target = config.target(args.target or config.default_target)
+    targets = tuple(config.target(name) for name in args.target or [config.default_target])
     out_dir = (args.out or config.results_dir).resolve()
     frameworks = SUITES if args.suite == "all" else (args.suite,)
-
-    def announce(framework: str, path: Path) -> None:
-        console.rule(f"[bold]{framework}[/bold] suites in {path} on [bold]{target.name}[/bold]")
-
-    try:
-        suites = suites_in(args.suites.resolve(), args.suite) if args.suites else suite_dirs(config)
-        if args.suites and args.suite == "all":
-            frameworks = tuple(f for f in SUITES if f in suites or getattr(args, f"{f}_suites"))
-        suites["robot"] = (args.robot_suites or suites.get("robot") or suite_dirs(config)["robot"]).resolve()
-        suites["pytest"] = (args.pytest_suites or suites.get("pytest") or suite_dirs(config)["pytest"]).resolve()
-        bench = BenchRequest(
-            artifacts_dir=out_dir / "artifacts" / target.board_id,
+    suites = suites_in(args.suites.resolve(), args.suite) if args.suites else suite_dirs(config)
+    if args.suites and args.suite == "all":
+        frameworks = tuple(f for f in SUITES if f in suites or getattr(args, f"{f}_suites"))
+    suites["robot"] = (args.robot_suites or suites.get("robot") or suite_dirs(config)["robot"]).resolve()
+    suites["pytest"] = (args.pytest_suites or suites.get("pytest") or suite_dirs(config)["pytest"]).resolve()
+    if args.runner_args and len(frameworks) != 1:
+        raise ConfigError("arguments after -- go to one framework: add --suite robot or --suite pytest")
+    if args.firmware and sum(t.backend == "board" for t in targets) > 1:
+        raise ConfigError("--firmware is one image: run one board target at a time with it")
+    request = RunRequest(
+        targets=targets,
+        out_dir=out_dir,
+        frameworks=frameworks,
+        suites=suites,
+        jobs=args.jobs or default_jobs(),
+        suite_timeout_s=args.suite_timeout,
+        runner_args={frameworks[0]: tuple(args.runner_args)} if args.runner_args else {},
+        bench=BenchRequest(
+            artifacts_dir=out_dir,  # each board target's own artifacts folder is set by the runner
             firmware=args.firmware,
             fixtures=tuple(args.fixture or ()),
             wait_s=args.wait,
             ignore_quarantine=args.ignore_quarantine,
             force_flash=args.firmware is not None,  # a configured firmware is skipped when the board runs it
-        )
-        summary = run_suites(config, target, out_dir, frameworks, suites, on_start=announce, bench=bench)
+        ),
+        wait_s=args.wait,
+        command=tuple(args.command_line),
+    )
+    try:
+        with RunProgress(console, frameworks) as progress:
+            summary = run(config, request, progress)
     except BackendUnavailable as err:
         console.print(f"[red]error:[/red] {escape(str(err))}", soft_wrap=True)
         return EXIT_UNAVAILABLE
     except (KeyboardInterrupt, Terminated) as err:
-        return _interrupted(err, f"stopped the suites and every process they started; results so far in {out_dir}")
-    _print_report(out_dir, summary.metrics)
-    report_cli.print_run_predictions(config, out_dir, summary.metrics, console)  # calibrated by hil compare
-    if summary.board_error:
-        console.print(f"[red]board error[/red] (no test ran): {escape(summary.board_error)}", soft_wrap=True)
+        what = f"stopped the suites and every process they started; results so far in {out_dir}, marked incomplete"
+        return _interrupted(err, what)
+    console.print(run_summary(summary.metrics, out_dir))
+    for target, error in summary.board_errors.items():
+        console.print(f"[red]board error[/red] on {target} (no test ran): {escape(error)}", soft_wrap=True)
+    if summary.board_errors:
         return EXIT_BOARD_ERROR
+    for outcome in summary.usage_errors:
+        tail = (
+            outcome.console.read_text(errors="replace").strip().splitlines()[-3:] if outcome.console.is_file() else []
+        )
+        console.print(f"[red]error:[/red] {escape(outcome.ended_early or '')}: {escape(' '.join(tail))} "
+                      f"(see {outcome.console})", soft_wrap=True)  # fmt: skip
+    if summary.usage_errors:
+        return EXIT_UNAVAILABLE
     return 0 if summary.ok else EXIT_FAILED
-
-
-def _print_report(out_dir: Path, metrics: dict) -> None:
-    table = Table(title=f"Results for {', '.join(metrics['targets']) or 'no target'}")
-    for column in (
-        "framework",
-        "test",
-        "status",
-        "model",
-        "inferences",
-        "latency median µs",
-        "arena used B",
-        "golden",
-        "outcome",
-    ):
-        table.add_column(column, overflow="fold")
-    colours = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
-    for test in metrics["tests"]:
-        status = f"[{colours.get(test['status'], 'white')}]{test['status']}[/]"
-        models = test.get("models") or {"": {}}
-        for name, m in models.items():
-            golden = m.get("golden")
-            evaluation = m.get("evaluation")
-            events = m.get("events")
-            outcome = f"{evaluation['metric']} {evaluation['score']:.4f}" if evaluation else ""
-            if events:
-                outcome = f"events {events['matched']}/{events['expected']}, {len(events['unexpected'])} unexpected"
-            latency = m.get("latency_us")
-            table.add_row(
-                escape(test["framework"]),
-                escape(test["test"]),
-                status,
-                escape(name),
-                str(m.get("inferences", "")),
-                f"{latency['median']:.1f}" if latency else "",
-                str(m.get("arena_used_bytes", "")),
-                f"{golden['vectors'] - golden['mismatched']}/{golden['vectors']}" if golden else "",
-                escape(outcome),
-            )
-    console.print(table)
-    s = metrics["summary"]
-    console.print(f"{s['tests']} tests: [green]{s['passed']} passed[/], [red]{s['failed']} failed[/], "
-                  f"[yellow]{s['skipped']} skipped[/]")  # fmt: skip
-    for failed in (t for t in metrics["tests"] if t["status"] == "FAIL"):
-        what = f"{failed['framework']}: {failed['test']}: {failed.get('message', '')}"
-        console.print(f"[red]FAIL[/red] {escape(what)}", soft_wrap=True)
-    for name in ("metrics.json", "junit-robot.xml", "junit-pytest.xml", "log.html", "report.html"):
-        if (out_dir / name).exists():
-            console.print(f"  {out_dir / name}")
 
 
 def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
@@ -209,16 +184,25 @@ def cmd_build(config: HilConfig, args: argparse.Namespace) -> int:
 
 
 def cmd_report(config: HilConfig, args: argparse.Namespace) -> int:
-    out_dir: Path = args.dir.resolve()
-    if not (out_dir / "metrics.json").exists() and not (out_dir / "metrics").is_dir():
-        console.print(f"[red]error:[/red] {out_dir} holds no results (no metrics.json): run `hil run --out {args.dir}`")
-        return EXIT_UNAVAILABLE
-    # Read only: a corrupt or truncated file is a ConfigError naming file and line (exit 2).
-    metrics_dir = out_dir / "metrics"
-    metrics = collect_metrics(out_dir) if metrics_dir.is_dir() else read_metrics_json(out_dir / "metrics.json")
-    _print_report(out_dir, metrics)
-    report_cli.report_html(config, args, [(out_dir, metrics)], console)  # predicted board latency; --html, --history
-    return 0 if metrics["summary"]["failed"] == 0 else EXIT_FAILED
+    """Read only: bundles are read, never rewritten; ``--out`` writes a merged bundle elsewhere."""
+    dirs = [d.resolve() for d in args.dirs]
+    notes: tuple[str, ...] = ()
+    if args.out:
+        metrics = merge_bundles(config, dirs, args.out.resolve(), args.wait)
+        shown = [(args.out.resolve(), metrics)]
+    elif len(dirs) == 1:
+        bundle = read_bundle(dirs[0])
+        metrics, notes, shown = bundle.metrics, bundle.notes, [(dirs[0], bundle.metrics)]
+    else:
+        metrics = merged_view(dirs)
+        shown = [(d, read_bundle(d).metrics) for d in dirs]
+    for note in notes:
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    if args.tests:
+        console.print(tests_table(metrics))
+    console.print(run_summary(metrics, args.out.resolve() if args.out else dirs[0] if len(dirs) == 1 else None))
+    report_cli.report_html(config, args, shown, console)  # predicted board latency; --html, --history
+    return 0 if metrics["summary"]["failed"] == 0 and metrics.get("complete", True) else EXIT_FAILED
 
 
 def _score(value: float | None) -> str:
@@ -277,8 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("doctor", help="check the tools backends need").set_defaults(func=cmd_doctor)
 
-    run = sub.add_parser("run", help="run the Robot and pytest HIL suites against a target")
-    run.add_argument("--target", help="target name (default: reference, or default_target in hil.toml)")
+    run = sub.add_parser("run", help="run the Robot and pytest HIL suites against one or more targets",
+                         usage="hil run [options] [-- ARGS for the framework of --suite]")  # fmt: skip
+    run.add_argument("--target", action="append", help="target name, repeatable: one sub-bundle per target "
+                     "(default: reference, or default_target in hil.toml)")  # fmt: skip
+    run.add_argument("--jobs", "-j", type=int, help="suites at once: targets, and the Robot and pytest halves of a "
+                     f"target, side by side (default: one per core, {default_jobs()} here)")  # fmt: skip
+    run.add_argument("--suite-timeout", type=float, default=SUITE_TIMEOUT_S, metavar="SECONDS",
+                     help=f"stop a framework's suites after this long (default: {SUITE_TIMEOUT_S:g})")  # fmt: skip
     run.add_argument("--suite", choices=(*SUITES, "all"), default="all", help="which suites to run (default: all)")
     run.add_argument("--out", type=Path, help="results directory (default: results/)")
     run.add_argument(
@@ -290,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
     run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
     lab_cli.add_bench_options(run)
+    run.add_argument("runner_args", nargs="*", metavar="-- ARGS",
+                     help="passed to robot or pytest as given, e.g. -- -k golden, -- --include smoke")  # fmt: skip
     run.set_defaults(func=cmd_run)
 
     build = sub.add_parser("build", help="build the firmware for a target with west (needs a Zephyr workspace)")
@@ -297,8 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--pristine", action="store_true", help="start from an empty build directory")
     build.set_defaults(func=cmd_build)
 
-    report = sub.add_parser("report", help="summarise the results in a directory")
-    report.add_argument("dir", type=Path)
+    report = sub.add_parser("report", help="summarise one or more results bundles (read only); merge them with --out")
+    report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="results bundles, e.g. one per CI job")
+    report.add_argument("--out", type=Path, help="write the merged bundle here (rebot, JUnit, metrics)")
+    report.add_argument("--tests", action="store_true", help="also print every test (the table in run.log)")
+    report.add_argument("--wait", type=float, nargs="?", const=lab_cli.WAIT_FOREVER_S, default=0.0,
+                        metavar="SECONDS", help="queue for a busy --out")  # fmt: skip
     report_cli.add_report_options(report)
     report.set_defaults(func=cmd_report)
     report_cli.register(sub, console)  # hil baseline save|compare|list, hil compare
@@ -341,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    args.command_line = ["hil", *(sys.argv[1:] if argv is None else argv)]
     if args.lab:
         os.environ["HIL_LAB"] = str(args.lab.resolve())  # the suite processes read the same lab file
     try:

@@ -1,13 +1,16 @@
-"""Per-test metrics, written as JSON lines while tests run and merged into ``metrics.json``.
+"""Per-test metrics, written as JSON lines while tests run and joined into ``metrics.json``.
 
 The schema is documented in ``docs/metrics.md``. Robot and pytest each append to their own
-file under ``<out>/metrics/``; ``merge_metrics`` joins them, so a crash in one framework
-never loses what the other recorded.
+file under ``<out>/metrics/``; the results bundle (:mod:`hil.report.bundle`) joins them, so a
+crash in one framework never loses what the other recorded. Under ``hil run`` every record
+carries the run's id (``$HIL_RUN_ID``); run directly, ``robot`` or ``pytest`` start a fresh
+file per test run instead of appending to one an earlier run left.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -15,13 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil import __version__
 from hil.checks import EvaluationResult, GoldenComparison, LatencyStats, bound_name
 from hil.metrics_file import read_records
 from hil.results import DeviceInfo, InferenceResult, ModelInfo
 
-SCHEMA = "tinyml-hil.metrics/1"
 METRICS_DIR = "metrics"
+RUN_ID_ENV = "HIL_RUN_ID"  # set by hil run in every process it starts
+PROCESS_STARTED_S = time.time()  # a metrics file older than this process is an earlier run's
 
 
 def _now() -> str:
@@ -51,6 +54,9 @@ class MetricsRecorder:
     def __init__(self, out_dir: Path, framework: str, target: str) -> None:
         self.path = out_dir / METRICS_DIR / f"{framework}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.run_id = os.environ.get(RUN_ID_ENV)
+        if self.run_id is None and self.path.exists() and self.path.stat().st_mtime < PROCESS_STARTED_S:
+            self.path.unlink()  # run directly: this test run's records only, not appended to an old run's
         self.framework = framework
         self.target = target
         self._test: str | None = None
@@ -60,6 +66,8 @@ class MetricsRecorder:
         self._extra: dict[str, Any] = {}
 
     def _write(self, record: dict[str, Any]) -> None:
+        if self.run_id is not None:
+            record["run_id"] = self.run_id
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(record, default=str) + "\n")
 
@@ -131,27 +139,19 @@ class MetricsRecorder:
 
 
 def collect_metrics(out_dir: Path) -> dict[str, Any]:
-    """Every framework's JSON lines joined (each record checked: a corrupt one names file and line)."""
+    """Every framework's JSON lines joined (each record checked: a corrupt one names file and line).
+
+    Tests and devices only; :mod:`hil.report.bundle` adds what the run knows and writes ``metrics.json``.
+    """
     tests: list[dict[str, Any]] = []
     devices: list[dict[str, Any]] = []
     for path in sorted((out_dir / METRICS_DIR).glob("*.jsonl")):
         for record in read_records(path):
             (tests if record.pop("kind", "test") == "test" else devices).append(record)
     counts = {status: sum(t["status"] == status for t in tests) for status in ("PASS", "FAIL", "SKIP")}
-    merged = {
-        "schema": SCHEMA,
-        "generated": _now(),
-        "tool_version": __version__,
+    return {
         "targets": sorted({t["target"] for t in tests} | {d["target"] for d in devices}),
         "devices": devices,
         "summary": {"tests": len(tests), "passed": counts["PASS"], "failed": counts["FAIL"], "skipped": counts["SKIP"]},
         "tests": tests,
     }
-    return merged
-
-
-def merge_metrics(out_dir: Path) -> dict[str, Any]:
-    """Join every framework's JSON lines into ``<out>/metrics.json`` and return it."""
-    merged = collect_metrics(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
-    return merged

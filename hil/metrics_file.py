@@ -76,11 +76,27 @@ class Summary(Record):
 
 
 class MetricsFile(Record):
+    """``tinyml-hil.metrics/1`` (before results bundles) and any later version's common fields."""
+
     schema_name: str = Field(alias="schema")
     targets: list[str]
     summary: Summary
     tests: list[TestRecord]
     devices: list[DeviceRecord] = Field(default_factory=list)
+    run_id: str | None = None
+    complete: bool | None = None
+    environment: dict[str, Any] | None = None
+
+
+class BundleMetricsFile(MetricsFile):
+    """``tinyml-hil.metrics/2``: a results bundle knows its run, whether it completed, and where it ran."""
+
+    run_id: str
+    complete: bool
+    environment: dict[str, Any]
+
+
+SCHEMA_MODELS: dict[str, type[MetricsFile]] = {f"{SCHEMA_PREFIX}2": BundleMetricsFile}
 
 
 def check_record(path: Path, line: int, record: Any) -> dict[str, Any]:
@@ -123,7 +139,7 @@ def read_metrics_json(path: Path) -> dict[str, Any]:
         message = f"{raw.get('schema')!r}: not a tinyml-hil metrics file (expected {SCHEMA_PREFIX}…)"
         raise InputError([Problem(path, json_line_of(text, ("schema",)) or 1, ("schema",), message)])
     try:
-        MetricsFile.model_validate(raw)
+        SCHEMA_MODELS.get(str(raw["schema"]), MetricsFile).model_validate(raw)
     except ValidationError as err:
         problems = problems_from(err, path, line_of=lambda loc: json_line_of(text, loc))
         raise InputError(problems[:1]) from err

@@ -1,83 +1,148 @@
-"""Run the Robot and pytest HIL suites against one target and gather every result in one folder.
+"""Run the Robot and pytest HIL suites against one or more targets, into one results bundle.
 
-Each framework runs in its own process, leading its own process group (a Ctrl-C in the terminal
-reaches only ``hil``). When ``hil`` is interrupted (Ctrl-C, SIGTERM) the running suite gets
-SIGINT, stops its tests, tears its device down and writes its reports; the group is then ended,
-every process marked with this run's ``HIL_RUN_ID`` is ended, and the metrics so far are merged.
+Every target gets its own device and sub-bundle; each framework's suites run in their own
+process, leading their own process group (a Ctrl-C in the terminal reaches only ``hil``), and up
+to ``jobs`` of them at once: targets side by side, and the Robot and pytest halves of a target
+side by side where its backend starts one device per process (emulators, the twin). A bench
+board is held once around both halves of its target, which then run one after the other.
+
+When ``hil`` is interrupted (Ctrl-C, SIGTERM) every running suite gets SIGINT, stops its tests,
+tears its device down and writes its reports; the groups are then ended, every process marked
+with this run's ``HIL_RUN_ID`` is ended, and the bundle is written marked incomplete.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hil.backends import BOARD_ERROR_ENV, BenchRequest, backend_class, unavailable_reason
+from hil.backends import BOARD_ERROR_ENV, Backend, BenchRequest, backend_class, unavailable_reason
 from hil.backends._process import deferred_signals, end_marked_processes, end_process, parent_death_signal
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, BoardError, ConfigError
-from hil.metrics import METRICS_DIR, merge_metrics
+from hil.metrics import RUN_ID_ENV
 from hil.models import ModelZoo
+from hil.report.bundle import RUNNING, OutLock, RunRecord, check_out_dir, new_run_id, open_bundle, write_metrics
+from hil.report.environment import environment
+from hil.report.merge import combine_reports
+from hil.session import DEVICE_ARTIFACTS_ENV
 
 log = logging.getLogger(__name__)
 
 SUITES = ("robot", "pytest")
-SUITE_TIMEOUT_S = 3600.0
+SUITE_TIMEOUT_S = 3600.0  # default of --suite-timeout
 SUITE_STOP_GRACE_S = 30.0  # an interrupted suite tears its device down and writes its reports
-RUN_MARKER = "HIL_RUN_ID"  # in the environment of every process a run starts, however deep
+POLL_S = 0.2
+RUN_MARKER = RUN_ID_ENV  # in the environment of every process a run starts, however deep
 MODELS_DIR_ENV = "HIL_MODELS_DIR"  # overrides models_dir of the configuration (hil run --models-dir)
 SUITE_FILES = {"robot": ("*.robot",), "pytest": ("test_*.py", "*_test.py")}  # what each framework collects
+JUNIT = {"robot": "junit-robot.xml", "pytest": "junit-pytest.xml"}
+EXIT_TIMED_OUT = 124
+# Exit codes that mean the framework did not run its tests to the end (beyond failures).
+_USAGE = {"robot": {252: "rejected its arguments or found no tests to run"},
+          "pytest": {4: "rejected its arguments", 5: "collected no tests"}}  # fmt: skip
+_CRASHED = {"robot": {251: "printed its help", 253: "was stopped", 255: "stopped on an internal error"},
+            "pytest": {2: "was interrupted", 3: "stopped on an internal error"}}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class SuiteOutcome:
+    target: str
     framework: str
     exit_code: int
     duration_s: float
     junit: Path
+    console: Path
+    timed_out: bool = False
+    args: tuple[str, ...] = ()
+
+    @property
+    def usage_error(self) -> bool:
+        return self.exit_code in _USAGE[self.framework]
+
+    @property
+    def ended_early(self) -> str | None:
+        """Why the framework did not run its suites to the end, or None if it did (failures or not)."""
+        if self.timed_out:
+            return f"{self.framework} suites on {self.target} timed out"
+        what = _USAGE[self.framework].get(self.exit_code) or _CRASHED[self.framework].get(self.exit_code)
+        if what is None and self.exit_code < 0:
+            what = f"was killed by {signal.Signals(-self.exit_code).name}"
+        return f"{self.framework} on {self.target} {what} (exit {self.exit_code})" if what else None
+
+    def as_record(self, sub_dir: Path) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "framework": self.framework,
+            "exit_code": self.exit_code,
+            "duration_s": self.duration_s,
+            "timed_out": self.timed_out,
+            "console": os.path.relpath(self.console, sub_dir),
+            "junit": os.path.relpath(self.junit, sub_dir),
+            "args": list(self.args),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """What one ``hil run`` runs: targets, suites, where the bundle goes, how many suites at once."""
+
+    targets: tuple[Target, ...]
+    out_dir: Path
+    frameworks: tuple[str, ...] = SUITES
+    suites: Mapping[str, Path] | None = None
+    jobs: int = 1
+    suite_timeout_s: float = SUITE_TIMEOUT_S
+    runner_args: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # framework -> pass-through
+    bench: BenchRequest | None = None  # for board targets; artifacts_dir is set per target
+    wait_s: float = 0.0  # queue for a busy --out (and a busy board)
+    command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    target: str
+    run_id: str
     out_dir: Path
+    targets: tuple[str, ...]
+    sub_dirs: Mapping[str, Path]
     outcomes: tuple[SuiteOutcome, ...]
     metrics: dict[str, Any]
-    board_error: str | None = None  # the rig failed before any test could run
+    board_errors: Mapping[str, str]  # target -> the rig failed before any of its tests could run
 
     @property
     def ok(self) -> bool:
-        return self.board_error is None and all(o.exit_code == 0 for o in self.outcomes)
+        return not self.board_errors and all(o.exit_code == 0 for o in self.outcomes)
+
+    @property
+    def usage_errors(self) -> list[SuiteOutcome]:
+        return [o for o in self.outcomes if o.usage_error]
 
 
-def _argv(framework: str, target: Target, suites: Path, out_dir: Path) -> list[str]:
-    if framework == "robot":
-        return [
-            sys.executable, "-m", "robot",
-            "--name", f"HIL on {target.name}",
-            "--outputdir", str(out_dir),
-            "--output", "output.xml", "--log", "log.html", "--report", "report.html",
-            "--xunit", "junit-robot.xml",
-            "--variable", f"HIL_TARGET:{target.name}",
-            "--console", "verbose", "--consolecolors", "off",
-            str(suites),
-        ]  # fmt: skip
-    return [
-        sys.executable, "-m", "pytest", str(suites),
-        f"--hil-target={target.name}", f"--hil-out={out_dir}",
-        f"--junitxml={out_dir / 'junit-pytest.xml'}", "-o", f"junit_suite_name=HIL on {target.name}",
-        "-p", "no:cacheprovider", "-p", "no:labgrid", "-rs", "-v",
-    ]  # fmt: skip
+class RunObserver:
+    """What a run tells its caller as it goes (the CLI shows progress per target); every method optional."""
+
+    def run_started(self, run_id: str, sub_dirs: Mapping[str, Path]) -> None:
+        """The bundle is in place; the suites start next."""
+
+    def suite_started(self, target: str, framework: str) -> None:
+        """A framework started on a target."""
+
+    def suite_finished(self, outcome: SuiteOutcome) -> None:
+        """A framework ended on a target."""
+
+    def tick(self) -> None:
+        """Called a few times a second while suites run."""
 
 
 def suite_dirs(config: HilConfig) -> dict[str, Path]:
@@ -100,24 +165,41 @@ def suites_in(folder: Path, suite: str = "all") -> dict[str, Path]:
     return found
 
 
-def run_suites(
-    config: HilConfig,
-    target: Target,
-    out_dir: Path,
-    frameworks: Sequence[str] = SUITES,
-    suites: dict[str, Path] | None = None,
-    on_start: Any = None,
-    bench: BenchRequest | None = None,
-) -> RunSummary:
-    """Run each framework's suites in its own process; results land in ``out_dir``.
+def default_jobs() -> int:
+    """Suites at once by default: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
-    A bench board is taken and brought up once for both frameworks. If that fails, the suites
-    still run so that every test reports the board error (JUnit ``<error>``, Robot ``board-error``).
-    """
-    if reason := unavailable_reason(target, config):
-        raise BackendUnavailable(f"{target.name} cannot run here: {reason}")
-    suites = suites or suite_dirs(config)
-    for framework in frameworks:
+
+def holds_a_resource(target: Target) -> bool:
+    """True if the backend holds something for the whole run (a bench board): its suites then run in turn."""
+    cls = backend_class(target.backend)
+    return any("hold_for_run" in vars(k) for k in cls.__mro__ if issubclass(k, Backend) and k is not Backend)
+
+
+def _check(config: HilConfig, request: RunRequest, suites: Mapping[str, Path]) -> None:
+    """Everything that can be wrong before a device starts: one clear error (exit 2)."""
+    if not request.targets:
+        raise ConfigError("no target to run: give --target")
+    names = [t.name for t in request.targets]
+    boards = [t.board_id for t in request.targets]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"target {name} is given twice: give each --target once")
+    for board_id in boards:
+        if boards.count(board_id) > 1:
+            twins = [t.name for t in request.targets if t.board_id == board_id]
+            raise ConfigError(f"targets {' and '.join(twins)} would share the results folder {board_id}/")
+    if request.jobs < 1:
+        raise ConfigError(f"--jobs must be at least 1, got {request.jobs}")
+    if not request.suite_timeout_s > 0:
+        raise ConfigError(f"--suite-timeout must be a positive number of seconds, got {request.suite_timeout_s:g}")
+    for target in request.targets:
+        if reason := unavailable_reason(target, config):
+            raise BackendUnavailable(f"{target.name} cannot run here: {reason}")
+    for framework in request.frameworks:
         if framework not in SUITES:
             raise ConfigError(f"unknown suite kind {framework!r}: use robot, pytest or all")
         if not suites[framework].exists():
@@ -125,97 +207,267 @@ def run_suites(
                 f"no {framework} suites at {suites[framework]}: point --suites (or --{framework}-suites) at yours"
             )
     ModelZoo(config.models_dir).check()  # every model folder, before any device starts: one clear error
-    backend_class(target.backend).check_target(target, config)
-    prepare_results_dir(out_dir)
-    shutil.rmtree(out_dir / METRICS_DIR, ignore_errors=True)  # metrics of this run only
-    run_id = f"{os.getpid()}-{secrets.token_hex(4)}"
-    env = os.environ | {"HIL_TARGET": target.name, "HIL_RESULTS": str(out_dir), RUN_MARKER: run_id}
-    if config.source:
-        env["HIL_CONFIG"] = str(config.source)
-    if config.lab_file:
-        env["HIL_LAB"] = str(config.lab_file)
-    bench = bench or BenchRequest(out_dir / "artifacts" / target.board_id)
-    board_error = None
-    try:
+    for target in request.targets:
+        backend_class(target.backend).check_target(target, config)
+
+
+def run(config: HilConfig, request: RunRequest, observer: RunObserver | None = None) -> RunSummary:
+    """Run the suites of every target into one fresh bundle at ``request.out_dir``.
+
+    A bench board is taken and brought up once for both frameworks. If that fails, its suites
+    still run so that every test reports the board error (JUnit ``<error>``, Robot ``board-error``).
+    """
+    observer = observer or RunObserver()
+    suites = dict(request.suites or suite_dirs(config))
+    _check(config, request, suites)
+    out_dir = request.out_dir
+    check_out_dir(out_dir)  # a file, an unwritable folder or someone else's files: said before waiting for the lock
+    run_id = new_run_id()
+    names = tuple(t.name for t in request.targets)
+    sub_dirs = {t.name: out_dir if len(request.targets) == 1 else out_dir / t.board_id for t in request.targets}
+    with OutLock(out_dir) as lock:
+        lock.acquire(" ".join(request.command) or f"hil run {' '.join(names)}", request.wait_s)
+        firmware = request.bench.firmware if request.bench else None
+        used = {f: suites[f] for f in request.frameworks}
+        record = RunRecord(run_id, out_dir, names, sub_dirs, environment(config, request.targets, used,
+                                                                           request.command, firmware))  # fmt: skip
+        open_bundle(out_dir, record.first_metrics())
+        for sub_dir in sub_dirs.values():
+            sub_dir.mkdir(exist_ok=True)
+        write_metrics(record, False, RUNNING)  # each sub-bundle says so from the start
+        observer.run_started(run_id, sub_dirs)
+        scheduler = _Scheduler(config, request, suites, sub_dirs, run_id, lock.fd, observer)
         try:
-            with backend_class(target.backend).hold_for_run(target, config, bench) as held:
-                outcomes = _run_frameworks(config, target, out_dir, frameworks, suites, env | held, on_start)
+            scheduler.run()
+            record.suites = [o.as_record(sub_dirs[o.target]) for o in scheduler.outcomes]
+            if len(names) > 1:
+                combine_reports(out_dir, list(sub_dirs.values()), f"HIL on {', '.join(names)}")
+        except BaseException as err:  # interrupted or crashed: keep what the suites recorded, marked incomplete
+            with deferred_signals():
+                record.suites = [o.as_record(sub_dirs[o.target]) for o in scheduler.outcomes]
+                write_metrics(record, False, _reason(err))
+            raise
+        finally:
+            with deferred_signals():  # bounded: terminate, then kill, each within STOP_TIMEOUT_S
+                left = end_marked_processes(RUN_MARKER, run_id)
+            if left:
+                log.warning("ended %d process(es) the suites left running: %s", len(left), left)
+        early = [why for o in scheduler.outcomes if (why := o.ended_early)]
+        metrics = write_metrics(record, not early, "; ".join(early))
+    return RunSummary(run_id, out_dir, names, sub_dirs, tuple(scheduler.outcomes), metrics, scheduler.board_errors)
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted (Ctrl-C)"
+    if isinstance(err, SystemExit):
+        return "terminated (SIGTERM)"
+    return f"hil stopped on an error: {type(err).__name__}: {err}"
+
+
+def _argv(framework: str, target: Target, suites: Path, out_dir: Path, extra: Sequence[str]) -> list[str]:
+    if framework == "robot":
+        return [
+            sys.executable, "-m", "robot",
+            "--name", f"HIL on {target.name}",
+            "--outputdir", str(out_dir),
+            "--output", "output.xml", "--log", "log.html", "--report", "report.html",
+            "--xunit", JUNIT["robot"],
+            "--variable", f"HIL_TARGET:{target.name}",
+            "--console", "verbose", "--consolecolors", "off",
+            *extra,
+            str(suites),
+        ]  # fmt: skip
+    return [
+        sys.executable, "-m", "pytest", str(suites),
+        f"--hil-target={target.name}", f"--hil-out={out_dir}",
+        f"--junitxml={out_dir / JUNIT['pytest']}", "-o", f"junit_suite_name=HIL on {target.name}",
+        "-p", "no:cacheprovider", "-p", "no:labgrid", "-rs", "-v",
+        *extra,
+    ]  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Unit:
+    """One framework's suites on one target: a process."""
+
+    target: Target
+    framework: str
+    sub_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    stop_by: float | None = None  # asked to stop (timeout): its group is ended after this
+    timed_out: bool = False
+
+    @property
+    def console(self) -> Path:
+        return self.sub_dir / f"console-{self.framework}.txt"
+
+
+@dataclass(slots=True)
+class _Lane:
+    """A target's units, its hold on the bench (if any) and what it hands to its suites."""
+
+    target: Target
+    pending: deque[_Unit]
+    serial: bool
+    active: int = 0
+    hold: contextlib.ExitStack | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class _Scheduler:
+    """Starts units as slots free up, polls them, stops them on timeout or interrupt. Main thread only:
+    the suites' parent-death signal is tied to the thread that starts them."""
+
+    def __init__(
+        self,
+        config: HilConfig,
+        request: RunRequest,
+        suites: Mapping[str, Path],
+        sub_dirs: Mapping[str, Path],
+        run_id: str,
+        lock_fd: int | None,
+        observer: RunObserver,
+    ) -> None:
+        self.config = config
+        self.request = request
+        self.suites = suites
+        self.observer = observer
+        self.lock_fds = (lock_fd,) if lock_fd is not None else ()
+        self.lanes = [
+            _Lane(t, deque(_Unit(t, f, sub_dirs[t.name]) for f in request.frameworks), holds_a_resource(t))
+            for t in request.targets
+        ]
+        self.running: list[_Unit] = []
+        self.outcomes: list[SuiteOutcome] = []
+        self.board_errors: dict[str, str] = {}
+        self.env = os.environ | {RUN_MARKER: run_id}
+        if config.source:
+            self.env["HIL_CONFIG"] = str(config.source)
+        if config.lab_file:
+            self.env["HIL_LAB"] = str(config.lab_file)
+
+    def run(self) -> None:
+        try:
+            while self.running or any(lane.pending for lane in self.lanes):
+                self._start_ready()
+                self._poll()
+                self.observer.tick()
+                if self.running:
+                    time.sleep(POLL_S)
+        except BaseException:
+            self._stop_all()
+            raise
+        finally:
+            for lane in self.lanes:
+                self._release(lane)
+
+    def _start_ready(self) -> None:
+        while len(self.running) < self.request.jobs:
+            lane = next((ln for ln in self.lanes if ln.pending and not (ln.serial and ln.active)), None)
+            if lane is None:
+                return
+            if lane.hold is None:
+                self._hold(lane)
+            self._start(lane, lane.pending.popleft())
+
+    def _hold(self, lane: _Lane) -> None:
+        """Take what the target's backend holds for the run (a bench board: leased, flashed, booted)."""
+        target = lane.target
+        template = self.request.bench or BenchRequest(Path())
+        sub_dir = next(iter(lane.pending)).sub_dir
+        bench = dataclasses.replace(template, artifacts_dir=sub_dir / "artifacts" / target.board_id)
+        lane.hold = contextlib.ExitStack()
+        try:
+            lane.env = lane.hold.enter_context(backend_class(target.backend).hold_for_run(target, self.config, bench))
         except BoardError as err:
-            board_error = str(err)
-            outcomes = _run_frameworks(config, target, out_dir, frameworks, suites,
-                                       env | {BOARD_ERROR_ENV: board_error}, on_start)  # fmt: skip
-    except BaseException:  # interrupted: keep what the suites recorded before they were stopped
-        with deferred_signals():
-            merge_metrics(out_dir)
-        raise
-    finally:
-        with deferred_signals():  # bounded: terminate, then kill, each within STOP_TIMEOUT_S
-            left = end_marked_processes(RUN_MARKER, run_id)
-        if left:
-            log.warning("ended %d process(es) the suites left running: %s", len(left), left)
-    return RunSummary(target.name, out_dir, tuple(outcomes), merge_metrics(out_dir), board_error)
+            self.board_errors[target.name] = str(err)
+            lane.env = {BOARD_ERROR_ENV: str(err)}
 
+    def _release(self, lane: _Lane) -> None:
+        hold, lane.hold = lane.hold, None
+        if hold is not None:
+            with deferred_signals():
+                hold.close()
 
-def prepare_results_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and prove it writable, or raise a ConfigError that says why not."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"results directory {out_dir} is a file: give --out a directory")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass  # root ignores permission bits: only a real write tells
-    except OSError as err:
-        raise ConfigError(
-            f"cannot write results to {out_dir}: {err.strerror or err}: give --out a writable directory"
-        ) from err
+    def _start(self, lane: _Lane, unit: _Unit) -> None:
+        target = unit.target
+        self.observer.suite_started(target.name, unit.framework)
+        extra = self.request.runner_args.get(unit.framework, ())
+        argv = _argv(unit.framework, target, self.suites[unit.framework], unit.sub_dir, extra)
+        device_dir = unit.sub_dir / "artifacts" / target.board_id / unit.framework
+        env = self.env | {"HIL_TARGET": target.name, "HIL_RESULTS": str(unit.sub_dir),
+                          DEVICE_ARTIFACTS_ENV: str(device_dir)} | lane.env  # fmt: skip
+        with unit.console.open("wb") as console:
+            unit.proc = subprocess.Popen(
+                argv,
+                cwd=self.config.root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=console,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=parent_death_signal(signal.SIGTERM),  # if hil is killed, the suite still tears down
+                pass_fds=self.lock_fds,  # the --out lock stays taken while any suite still writes
+            )
+        unit.started = time.monotonic()
+        lane.active += 1
+        self.running.append(unit)
 
+    def _poll(self) -> None:
+        for unit in list(self.running):
+            assert unit.proc is not None
+            code = unit.proc.poll()
+            if code is None:
+                now = time.monotonic()
+                if unit.stop_by is None and now - unit.started > self.request.suite_timeout_s:
+                    log.warning("%s suites on %s ran past %g s: stopping them", unit.framework, unit.target.name,
+                                self.request.suite_timeout_s)  # fmt: skip
+                    unit.timed_out = True
+                    unit.stop_by = now + SUITE_STOP_GRACE_S
+                    with contextlib.suppress(ProcessLookupError):
+                        unit.proc.send_signal(signal.SIGINT)  # stops as a Ctrl-C would: teardown, reports
+                    continue
+                if unit.stop_by is None or now < unit.stop_by:
+                    continue
+            self._finish(unit)
 
-def _run_frameworks(
-    config: HilConfig,
-    target: Target,
-    out_dir: Path,
-    frameworks: Sequence[str],
-    suites: dict[str, Path],
-    env: dict[str, str],
-    on_start: Any,
-) -> list[SuiteOutcome]:
-    outcomes = []
-    for framework in frameworks:
-        if on_start:
-            on_start(framework, suites[framework])
-        started = time.monotonic()
-        argv = _argv(framework, target, suites[framework], out_dir)
-        code = _run_suite(argv, config.root, env)
-        junit = out_dir / ("junit-robot.xml" if framework == "robot" else "junit-pytest.xml")
-        outcomes.append(SuiteOutcome(framework, code, round(time.monotonic() - started, 2), junit))
-    return outcomes
+    def _finish(self, unit: _Unit) -> None:
+        assert unit.proc is not None
+        end_process(unit.proc, group=True)  # and whatever it left in its group
+        code = EXIT_TIMED_OUT if unit.timed_out else unit.proc.returncode
+        outcome = SuiteOutcome(
+            unit.target.name,
+            unit.framework,
+            code,
+            round(time.monotonic() - unit.started, 2),
+            unit.sub_dir / JUNIT[unit.framework],
+            unit.console,
+            unit.timed_out,
+            tuple(self.request.runner_args.get(unit.framework, ())),
+        )
+        self.running.remove(unit)
+        self.outcomes.append(outcome)
+        lane = next(ln for ln in self.lanes if ln.target is unit.target)
+        lane.active -= 1
+        if not lane.pending and not lane.active:
+            self._release(lane)  # the board is free for others as soon as its suites are done
+        self.observer.suite_finished(outcome)
 
-
-def _run_suite(argv: list[str], cwd: Path, env: dict[str, str]) -> int:
-    """Run one framework in its own process group; its exit code (124 on timeout)."""
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=parent_death_signal(signal.SIGTERM),  # if hil is killed, the suite still tears down
-    )
-    try:
-        return proc.wait(timeout=SUITE_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        return 124
-    except BaseException:  # Ctrl-C or SIGTERM on hil
-        _interrupt(proc)
-        raise
-    finally:
-        end_process(proc, group=True)
-
-
-def _interrupt(proc: subprocess.Popen[bytes]) -> None:
-    """Ask the suite to stop as a Ctrl-C would (it tears down and writes its reports) and wait a while."""
-    try:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=SUITE_STOP_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt, SystemExit):
-        pass  # too slow, or asked again: the caller ends the whole group now
+    def _stop_all(self) -> None:
+        """Ask every running suite to stop as a Ctrl-C would, wait a while, then end their groups."""
+        for unit in self.running:
+            if unit.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    unit.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + SUITE_STOP_GRACE_S
+        try:
+            for unit in self.running:
+                assert unit.proc is not None
+                unit.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except (subprocess.TimeoutExpired, KeyboardInterrupt, SystemExit):
+            pass  # too slow, or asked again: end the groups now
+        for unit in list(self.running):
+            with deferred_signals():
+                self._finish(unit)

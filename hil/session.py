@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 Source = Literal["protocol", "sensor"]
 SOURCES: tuple[Source, ...] = ("protocol", "sensor")
 SENSOR_POLL_S = 0.25
+# Set by hil run for each suite process: where its device keeps its own logs, so the Robot and
+# pytest halves of one target can run side by side (artifacts/<board_id>/<framework>/).
+DEVICE_ARTIFACTS_ENV = "HIL_DEVICE_ARTIFACTS"
 
 
 class HilSession:
@@ -54,10 +57,16 @@ class HilSession:
     def artifacts_dir(self) -> Path:
         return self.out_dir / "artifacts" / self.target.board_id
 
+    @property
+    def device_artifacts_dir(self) -> Path:
+        """Where the device's own logs go (twin.log, renode.log, ...): ``$HIL_DEVICE_ARTIFACTS`` under hil run."""
+        env_dir = os.environ.get(DEVICE_ARTIFACTS_ENV)
+        return Path(env_dir) if env_dir else self.artifacts_dir
+
     def device(self) -> Device:
         """The open device, started on first use and restarted if it went away since."""
         if self._device is None:
-            device = Device(self.target, self.config, self.artifacts_dir)
+            device = Device(self.target, self.config, self.device_artifacts_dir)
             device.observers.append(self.recorder.on_inference)
             info = device.open()
             self.recorder.device_opened(info, device.facts(), device.models)
@@ -300,7 +309,8 @@ class HilSession:
         streaming = self._streaming(model)
         match = stimuli.match_events(detected, expected, streaming.window / streaming.sample_rate_hz)
         fact = "events" if source == "protocol" else f"events_{source}"
-        self.recorder.model_fact(model, fact, match.as_dict() | {"stimulus": stimulus.path.name, "source": source})
+        recorded = {"stimulus": stimulus.path.name, "stimulus_file": str(stimulus.path.resolve()), "source": source}
+        self.recorder.model_fact(model, fact, match.as_dict() | recorded)
         stimuli.check_events(model, match)
         return match
 

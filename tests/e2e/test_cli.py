@@ -99,7 +99,7 @@ def test_killed_twin_fails_one_test_clearly_and_the_rest_still_run(tmp_path: Pat
 
 def test_report_summarises_a_results_folder(tmp_path: Path) -> None:
     hil("run", "--suite", "robot", "--out", str(tmp_path))
-    result = hil("report", str(tmp_path))
+    result = hil("report", "--tests", str(tmp_path))
     assert result.returncode == 0
     assert "Inference Matches Golden Vectors" in result.stdout
 

@@ -56,9 +56,9 @@ def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
     devices = [d for d in metrics["devices"] if d["target"] == target]
     assert devices
     assert devices[0]["facts"]["renode"].startswith("1.")
-    artifacts = tmp_path / "artifacts" / target.replace(":", "-")
-    assert (artifacts / "renode.log").is_file()
-    assert (artifacts / f"renode-{target.replace(':', '-')}.resc").is_file()
+    artifacts = tmp_path / "artifacts" / target.replace(":", "-")  # each framework's device: <framework>/
+    assert (artifacts / "robot" / "renode.log").is_file()
+    assert (artifacts / "pytest" / f"renode-{target.replace(':', '-')}.resc").is_file()
     # The gesture recordings went through the emulated accelerometer too, in both frameworks;
     # a target that cannot have one (renode:stm32f4_disco, see docs/renode.md) skips them saying why.
     sensor_tests = [t for t in metrics["tests"] if "sensor" in t["test"] or "Accelerometer" in t["test"]]
@@ -67,7 +67,7 @@ def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
         assert all(t["status"] == "SKIP" and "no emulated accelerometer" in t["message"] for t in sensor_tests)
     else:
         assert all(t["status"] == "PASS" for t in sensor_tests), sensor_tests
-        assert list(artifacts.glob("stimulus-sequence-*.data")) or list(artifacts.glob("stimulus-sequence-*.resd"))
+        assert list(artifacts.rglob("stimulus-sequence-*.data")) or list(artifacts.rglob("stimulus-sequence-*.resd"))
     # Latency checks counted instructions and virtual time per inference.
     costs = [m["emulated_cost"] for t in metrics["tests"] for m in t["models"].values() if "emulated_cost" in m]
     assert costs

@@ -105,4 +105,6 @@ def test_signal_on_hil_run_stops_every_child_and_keeps_results(
     assert len(hil_lines) == 1, output[-3000:]
     assert str(out) in hil_lines[0]
     metrics = json.loads((out / "metrics.json").read_text())  # merged from what the suite recorded
-    assert metrics["schema"] == "tinyml-hil.metrics/1"
+    assert metrics["schema"] == "tinyml-hil.metrics/2"
+    assert metrics["complete"] is False
+    assert metrics["incomplete_reason"] == ("interrupted (Ctrl-C)" if sig == signal.SIGINT else "terminated (SIGTERM)")

@@ -232,7 +232,7 @@ ARGUMENT_CASES: list[tuple[list[str], str]] = [
     (["run", "--suite", "bogus"], "argument --suite: invalid choice: 'bogus'"),
     (["run", "--wait", "soon"], "argument --wait: invalid float value: 'soon'"),
     (["run", "--fixture"], "argument --fixture: expected one argument"),
-    (["report"], "the following arguments are required: dir"),
+    (["report"], "the following arguments are required: DIR"),
     (["models", "bogus"], "argument action: invalid choice: 'bogus'"),
     (["lab", "bogus"], "invalid choice: 'bogus'"),
     (["flash"], "the following arguments are required: --target"),
