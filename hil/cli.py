@@ -155,6 +155,7 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         what = f"stopped the suites and every process they started; results so far in {out_dir}, marked incomplete"
         return _interrupted(err, what)
     console.print(run_summary(summary.metrics, out_dir))
+    report_cli.print_run_predictions(config, out_dir, summary.metrics, console)  # calibrated by hil compare
     for target, error in summary.board_errors.items():
         console.print(f"[red]board error[/red] on {target} (no test ran): {escape(error)}", soft_wrap=True)
     if summary.board_errors:

@@ -215,7 +215,9 @@ def test_baseline_compare_gates_on_a_twenty_percent_latency_regression(twin_runs
     assert "<figcaption>latency_p50_us</figcaption>" in page
 
 
-def test_compare_prints_agreement_latency_ratio_and_calibration_for_later_runs(twin_runs: TwinRuns) -> None:
+def test_compare_prints_agreement_latency_ratio_and_calibration_for_later_runs(
+    twin_runs: TwinRuns, tmp_path: Path
+) -> None:
     result = hil(twin_runs, "compare", str(twin_runs.small), str(twin_runs.reference))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
@@ -228,7 +230,11 @@ def test_compare_prints_agreement_latency_ratio_and_calibration_for_later_runs(t
     assert calibration["overall"] > 0
     assert set(calibration["models"]) == {"sine", "anomaly"}
 
-    later = hil(twin_runs, "report", str(twin_runs.small))  # a later run on the calibrated target
+    report = hil(twin_runs, "report", str(twin_runs.small))  # the report of a run on the calibrated target
+    assert f"{SECOND} sine: median" in report.stdout
+    later = hil(twin_runs, "run", "--target", SECOND, "--out", str(tmp_path / "later"), "--suite", "pytest",
+                "--pytest-suites", "tests/hil/test_sine.py")  # fmt: skip
+    assert later.returncode == 0, later.stdout[-3000:]
     assert f"{SECOND} sine: median" in later.stdout
     assert "predicted" in later.stdout
     assert "on reference" in later.stdout
