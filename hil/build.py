@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hil import tools
+from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, HilError
 
@@ -178,17 +179,12 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
     console.print(f"[bold]west build[/bold] {board} -> {build_dir} ({toolchain.description}); log: {log}")
     started = time.monotonic()
     # The log sits next to the build folder: a pristine build empties the folder itself.
-    with log.open("wb") as out, subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env) as proc:
-        try:
-            returncode = proc.wait(timeout=BUILD_TIMEOUT_S)
-        except subprocess.TimeoutExpired as err:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-            raise BuildFailed(f"west build for {target.name} did not finish within {BUILD_TIMEOUT_S:g} s") from err
+    log.write_bytes(b"")
+    # west and the compilers it starts are one process group that ends with us (Ctrl-C, kill -9 included).
+    with ChildProcess("west build", argv, log, watchdog=True, stop_timeout_s=10.0, env=env) as west:
+        returncode = west.wait(BUILD_TIMEOUT_S)
+        if returncode is None:
+            raise BuildFailed(f"west build for {target.name} did not finish within {BUILD_TIMEOUT_S:g} s")
     duration_s = time.monotonic() - started
     output = log.read_text(errors="replace")
     if returncode != 0:

@@ -95,8 +95,10 @@ def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
         else "not found: set $ZEPHYR_BASE or zephyr_base in hil.toml "
         "(see docs/firmware.md for west init / west update)",
     )
+    from hil.backends.renode.install import renode_tool  # backends are imported when used (hil.backends)
+
     for tool in (
-        tools.renode(),
+        renode_tool(),
         tools.simple("qemu-system-arm"),
         tools.simple("arm-none-eabi-gcc"),
         tools.simple("west"),

@@ -1,4 +1,8 @@
-"""Finding the external tools backends need, and asking them their versions."""
+"""Finding the external tools backends need, and asking them their versions.
+
+Below the backends: nothing here imports them (Renode, which takes more finding, is in
+``hil.backends.renode.install``).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 VERSION_TIMEOUT_S = 20.0
-RENODE_MIN_VERSION = (1, 14, 0)
 INSTALL_HINTS = {
     "qemu-system-arm": "install it: apt install qemu-system-arm",
     "arm-none-eabi-gcc": "install it: apt install gcc-arm-none-eabi picolibc-arm-none-eabi",
@@ -55,16 +58,6 @@ def find_on_path(name: str, env_var: str | None = None) -> Path | None:
     # Our own venv's bin (west, robot) counts even when the venv is not activated.
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
     return Path(found) if found else None
-
-
-def renode() -> Tool:
-    """Renode as its backend finds it (``$RENODE``, PATH, or renode-run's install), at least 1.14."""
-    from hil.backends.renode import find_renode  # the backend owns the search; it imports this module
-
-    found = find_renode()
-    if found.path is None:
-        return Tool("renode", None, problem=found.why_not())
-    return Tool("renode", found.path, found.version, found.problem)
 
 
 def simple(name: str, version_flag: str = "--version") -> Tool:

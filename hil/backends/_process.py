@@ -1,11 +1,17 @@
-"""Child processes that never outlive the harness: own process group, parent-death signal, bounded stops.
+"""Child processes that never outlive the harness: own process group, parent-death signal, watchdog, bounded stops.
 
-A :class:`ChildProcess` is started once and stopped with terminate → wait → kill. With
+Every process a backend or ``hil build`` starts (Renode, QEMU, native_sim, the twin, west) is a
+:class:`ChildProcess`, started once and stopped with terminate → bounded wait → kill. With
 ``own_group=True`` it leads its own session (a Ctrl-C in the terminal reaches only the harness,
-which stops it in order) and Linux kills it when the thread that started it dies. The runner
-also marks every process of a run with an environment variable and ends whatever still carries
-it when the run is over (:func:`end_marked_processes`), the cookie Jenkins' ProcessTreeKiller
-uses for the same purpose: it finds descendants that started sessions of their own.
+which stops it in order), Linux kills it when the thread that started it dies (the parent-death
+signal), and stopping it ends its whole group, so what a launcher script started (``mono`` under
+Renode's ``renode`` script, the compilers under ``west``) goes too. With ``watchdog=True`` a
+small process also ends that group once the harness is gone, ``kill -9`` included: the
+parent-death signal reaches only the direct child, not what it started.
+
+The runner also marks every process of a run with an environment variable and ends whatever
+still carries it when the run is over (:func:`end_marked_processes`), the cookie Jenkins'
+ProcessTreeKiller uses for the same purpose: it finds descendants that started sessions of their own.
 """
 
 from __future__ import annotations
@@ -19,10 +25,39 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 STOP_TIMEOUT_S = 5.0
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _POLL_S = 0.05
+
+# Runs as `python -c` with the harness pid and the child's process group: when the harness is gone,
+# terminate then kill the group; quit when the group is gone. It has its own session, so Ctrl-C
+# in a terminal reaches the harness (which stops the child itself) but not the watchdog.
+WATCHDOG_SOURCE = """
+import os, signal, sys, time
+owner, group = int(sys.argv[1]), int(sys.argv[2])
+def alive():
+    try:
+        os.killpg(group, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+while alive():
+    if os.getppid() != owner:
+        for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 0.0)):
+            try:
+                os.killpg(group, sig)
+            except ProcessLookupError:
+                break
+            end = time.monotonic() + wait_s
+            while time.monotonic() < end and alive():
+                time.sleep(0.05)
+        break
+    time.sleep(0.25)
+"""
 
 
 def parent_death_signal(sig: signal.Signals = signal.SIGKILL) -> Callable[[], None] | None:
@@ -41,16 +76,54 @@ def parent_death_signal(sig: signal.Signals = signal.SIGKILL) -> Callable[[], No
 
 
 class ChildProcess:
-    def __init__(self, what: str, argv: list[str], log: Path, *, own_group: bool = False, **popen: object) -> None:
+    """One child process; its output (stdout unless given, and stderr) is appended to ``log``.
+
+    ``own_group``: it leads its own session, gets SIGKILL when the thread that started it dies
+    (start it from a thread that lives as long as it should: pytest and Robot run fixtures on
+    the main thread), and :meth:`stop` ends its whole group. ``watchdog`` (implies ``own_group``):
+    a watchdog process ends the group when the harness is gone. ``stop_timeout_s`` bounds each
+    wait of :meth:`stop` (after SIGTERM, after SIGKILL). Use it as a context manager, or call
+    :meth:`stop`; both are safe to repeat.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        argv: list[str],
+        log: Path,
+        *,
+        own_group: bool = False,
+        watchdog: bool = False,
+        stop_timeout_s: float = STOP_TIMEOUT_S,
+        **popen: Any,
+    ) -> None:
         self.what = what
-        self.own_group = own_group
-        if own_group:
+        self.own_group = own_group or watchdog
+        self.stop_timeout_s = stop_timeout_s
+        if self.own_group:
             popen |= {"start_new_session": True, "preexec_fn": parent_death_signal()}
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                argv, stdout=popen.pop("stdout", out), stderr=out, **popen
+                argv, stdout=popen.pop("stdout", out), stderr=popen.pop("stderr", out), **popen
             )
+        self.pid = self._proc.pid
+        self.pgid = self.pid if self.own_group else None  # a new session's leader leads its process group
+        self._watchdog: subprocess.Popen[bytes] | None = None
+        if watchdog:
+            self._watchdog = subprocess.Popen(
+                [sys.executable, "-c", WATCHDOG_SOURCE, str(os.getpid()), str(self.pid)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def __enter__(self) -> ChildProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def popen(self) -> subprocess.Popen[bytes] | None:
@@ -63,11 +136,23 @@ class ChildProcess:
             return f"{self.what} (pid {self._proc.pid}) was killed by {signal.Signals(-code).name}"
         return f"{self.what} (pid {self._proc.pid}) exited with code {code}"
 
+    def wait(self, timeout_s: float) -> int | None:
+        """Its exit code once it has exited (waiting at most ``timeout_s``); None while it runs."""
+        if self._proc is None:
+            return None
+        try:
+            return self._proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self) -> None:
+        """Terminate, wait, kill (the whole group if it leads one); reap it; stop the watchdog."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        end_process(proc, group=self.own_group)
+        if proc is not None:
+            end_process(proc, self.stop_timeout_s, group=self.own_group)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            end_process(watchdog, self.stop_timeout_s)
 
 
 def signal_group(pgid: int, sig: signal.Signals) -> bool:

@@ -47,7 +47,7 @@ class NativeBackend(Backend):
         # times inferences on the host's monotonic clock either way.
         argv = [str(firmware_image(self.target, self.config, EXECUTABLE)), "-rt"]
         with self.phases.span(SPAWN):
-            self._sim = ChildProcess("native_sim", argv, log)
+            self._sim = ChildProcess("native_sim", argv, log, watchdog=True)
             return self._pty_path(log, offset)
 
     def _pty_path(self, log: Path, offset: int) -> str:

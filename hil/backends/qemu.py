@@ -72,7 +72,7 @@ class QemuBackend(Backend):
             "-rtc", "clock=vm",
             "-kernel", str(firmware_image(self.target, self.config)),
         ]  # fmt: skip
-        self._qemu = ChildProcess("qemu-system-arm", argv, self.artifacts_dir / "qemu.log")
+        self._qemu = ChildProcess("qemu-system-arm", argv, self.artifacts_dir / "qemu.log", watchdog=True)
         deadline = time.monotonic() + self.target.boot_timeout_s
         while time.monotonic() < deadline:
             if reason := self.exit_reason():

@@ -15,10 +15,9 @@ from typing import Any
 import pytest
 
 from hil.backends import firmware_image
-from hil.backends.renode import parse_version
+from hil.backends.renode import RENODE_MIN_VERSION, parse_version
 from hil.cli import build_parser
 from hil.config import load_config
-from hil.tools import RENODE_MIN_VERSION
 
 yaml = pytest.importorskip("yaml")
 

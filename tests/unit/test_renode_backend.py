@@ -1,4 +1,4 @@
-"""The Renode backend without Renode: discovery, generated scripts, the monitor client, supervision.
+"""The Renode backend without Renode: discovery, generated scripts, the monitor client, start and stop.
 
 Two test doubles stand in for Renode, both defined here:
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import sys
 import textwrap
 import threading
@@ -24,9 +23,13 @@ from pathlib import Path
 
 import pytest
 
+from hil import resd
+from hil.backends import free_tcp_port
 from hil.backends import renode as rb
+from hil.backends.renode import backend as renode_backend
+from hil.backends.renode.script import options
 from hil.config import HilConfig, load_config
-from hil.errors import ConfigError, DeviceLost, DeviceTimeout, SensorUnavailable
+from hil.errors import BackendUnavailable, ConfigError, DeviceLost, DeviceTimeout, SensorUnavailable
 from hil.stimuli import load_stimulus
 
 RENODE_1_14_NEGOTIATION = bytes([255, 253, 0, 255, 251, 1, 255, 251, 3, 255, 252, 34])
@@ -218,7 +221,7 @@ def test_prompt_of_a_known_machine_ends_output_without_a_newline(monitor_double)
 
 
 def test_connect_retries_until_renode_listens() -> None:
-    port = rb.free_tcp_port()
+    port = free_tcp_port()
     doubles: list[ScriptedRenodeMonitor] = []
     timer = threading.Timer(0.4, lambda: doubles.append(ScriptedRenodeMonitor(port=port)))
     timer.start()
@@ -233,12 +236,12 @@ def test_connect_retries_until_renode_listens() -> None:
 
 def test_connect_stops_waiting_when_renode_has_exited() -> None:
     with pytest.raises(DeviceLost, match="exited with code 1 before its monitor opened"):
-        rb.MonitorClient.connect(rb.free_tcp_port(), timeout_s=5, exit_reason=lambda: "Renode exited with code 1")
+        rb.MonitorClient.connect(free_tcp_port(), timeout_s=5, exit_reason=lambda: "Renode exited with code 1")
 
 
 def test_connect_timeout_says_what_to_raise() -> None:
     with pytest.raises(DeviceTimeout, match="boot_timeout_s"):
-        rb.MonitorClient.connect(rb.free_tcp_port(), timeout_s=0.3)
+        rb.MonitorClient.connect(free_tcp_port(), timeout_s=0.3)
 
 
 def test_multi_line_commands_are_refused(monitor_double) -> None:
@@ -352,9 +355,9 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert lines[0] == f":name: tinyml-hil {name}"
     assert "$bin?=@/fw/zephyr.elf" in lines
     assert f'mach create "{target.board_id}"' in lines
-    assert f"machine LoadPlatformDescription @{rb.options(target).platform}" in lines
+    assert f"machine LoadPlatformDescription @{options(target).platform}" in lines
     assert 'emulation CreateServerSocketTerminal 4567 "hil_console" false' in lines
-    assert f"connector Connect {rb.options(target).console} hil_console" in lines
+    assert f"connector Connect {options(target).console} hil_console" in lines
     assert lines.index(f'mach create "{target.board_id}"') < lines.index(
         'emulation CreateServerSocketTerminal 4567 "hil_console" false'
     )
@@ -371,7 +374,7 @@ def _stm32f4_disco_script(catalog: HilConfig, version: tuple[int, int, int]) -> 
 
 def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog: HilConfig) -> None:
     script = _stm32f4_disco_script(catalog, (1, 14, 0))
-    model = script.commands.index(f"include {rb.resd.monitor_path(rb.RENODE_MODELS / 'Hil_STM32F4_I2C.cs')}")
+    model = script.commands.index(f"include {resd.monitor_path(rb.RENODE_MODELS / 'Hil_STM32F4_I2C.cs')}")
     bus = script.commands.index(
         'machine LoadPlatformDescriptionFromString "i2c1: I2C.Hil_STM32F4_I2C @ sysbus 0x40005400"'
     )
@@ -478,9 +481,6 @@ def test_target_without_console_is_refused_when_the_config_loads(tmp_path: Path)
         _user_config(tmp_path, '[targets."renode:x"]\nbackend = "renode"\nplatform = "p.repl"\n')
 
 
-# --- supervision -----------------------------------------------------------------------------------------------
-
-
 def _live_members(pgid: int) -> list[int]:
     """Processes of group ``pgid`` that are not zombies (read from /proc)."""
     members = []
@@ -499,42 +499,6 @@ def _wait_gone(pgid: int, timeout_s: float) -> list[int]:
     while (alive := _live_members(pgid)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return alive
-
-
-HARNESS = """
-import sys, time
-from pathlib import Path
-from hil.backends.renode import SupervisedProcess
-child = SupervisedProcess("fake renode", ["sh", "-c", "sleep 300 & sleep 300"], Path(sys.argv[1]))
-print(child.pgid, flush=True)
-time.sleep(300)
-"""
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc (Linux)")
-def test_renode_group_dies_when_the_harness_is_killed(tmp_path: Path) -> None:
-    with subprocess.Popen(
-        [sys.executable, "-c", HARNESS, str(tmp_path / "child.log")], stdout=subprocess.PIPE, text=True
-    ) as harness:
-        assert harness.stdout is not None
-        pgid = int(harness.stdout.readline())
-        time.sleep(0.3)
-        assert len(_live_members(pgid)) == 3  # sh and its two sleeps
-        harness.kill()
-        harness.wait(timeout=5)
-    assert _wait_gone(pgid, 10) == [], "Renode's process group outlived the harness"
-
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process groups from /proc (Linux)")
-def test_stop_kills_a_group_that_ignores_sigterm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(rb, "KILL_TIMEOUT_S", 0.5)
-    child = rb.SupervisedProcess("stubborn", ["sh", "-c", "trap '' TERM; sleep 300 & wait"], tmp_path / "log")
-    time.sleep(0.3)
-    started = time.monotonic()
-    child.stop()
-    assert time.monotonic() - started < 5
-    assert _wait_gone(child.pgid, 5) == []
-    child.stop()  # twice is fine
 
 
 # --- the backend against a fake Renode process ------------------------------------------------------------------
@@ -682,7 +646,7 @@ def test_backend_starts_renode_headless_and_bridges_the_console(tmp_path: Path, 
     assert recorded[1] == f"tmpdir {backend.artifacts_dir / 'renode-tmp'}"
     assert recorded[2] == "negotiation " + OUR_1_14_ANSWER.hex()
     script = backend.artifacts_dir / "renode-renode-fake.resc"
-    assert recorded[3] == "cmd include " + rb.resd.monitor_path(script)
+    assert recorded[3] == "cmd include " + resd.monitor_path(script)
     assert recorded[4] == "cmd start"
     assert recorded[-1] == "cmd quit"
     assert "connector Connect sysbus.uart0 hil_console" in script.read_text()
@@ -717,7 +681,7 @@ def test_backend_saves_snapshots(tmp_path: Path, fake_renode: Path) -> None:
     finally:
         backend.stop()
     assert saved.read_text() == "snapshot"
-    assert f"cmd Save {rb.resd.monitor_path(saved)}" in _recorded(fake_renode)
+    assert f"cmd Save {resd.monitor_path(saved)}" in _recorded(fake_renode)
 
 
 def _read_feed_file(path: Path) -> str:
@@ -725,7 +689,7 @@ def _read_feed_file(path: Path) -> str:
 
 
 def _read_resd_samples(path: Path) -> list[list[int]]:
-    (block,) = rb.resd.read_resd(path)
+    (block,) = resd.read_resd(path)
     return block.samples.tolist()
 
 
@@ -761,7 +725,7 @@ def test_backend_plays_a_stimulus_into_the_accelerometer(
     finally:
         backend.stop()
     assert read(playback.path) == fed_content
-    assert f"cmd sysbus.i2c1.{sensor} " + command.format(path=rb.resd.monitor_path(playback.path)) in _recorded(
+    assert f"cmd sysbus.i2c1.{sensor} " + command.format(path=resd.monitor_path(playback.path)) in _recorded(
         fake_renode
     )
     assert not played
@@ -806,8 +770,8 @@ def test_stop_kills_a_renode_that_ignores_quit_and_sigterm(
     tmp_path: Path, fake_renode: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_RENODE_STUBBORN", "1")
-    monkeypatch.setattr(rb, "QUIT_TIMEOUT_S", 0.5)
-    monkeypatch.setattr(rb, "KILL_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(renode_backend, "QUIT_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(renode_backend, "KILL_TIMEOUT_S", 0.5)
     backend = _backend(tmp_path)
     backend.start()
     assert backend._renode is not None
@@ -833,7 +797,7 @@ def test_robot_server_is_started_on_request(tmp_path: Path, fake_renode: Path) -
 
 
 def test_robot_server_port_can_be_fixed(tmp_path: Path, fake_renode: Path) -> None:
-    port = rb.free_tcp_port()
+    port = free_tcp_port()
     backend = _backend(tmp_path, extra=f"robot_server_port = {port}")
     try:
         backend.start()
@@ -855,7 +819,7 @@ def test_unavailable_reasons_name_what_is_missing(tmp_path: Path) -> None:
 
 def test_start_without_renode_is_backend_unavailable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RENODE", str(tmp_path / "nope"))
-    with pytest.raises(rb.BackendUnavailable, match="renode not found"):
+    with pytest.raises(BackendUnavailable, match="renode not found"):
         _backend(tmp_path).start()
 
 

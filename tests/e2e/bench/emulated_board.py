@@ -180,7 +180,7 @@ def qmp_execute(sock_path: Path, command: str, timeout_s: float = QMP_TIMEOUT_S)
 
 
 def _parent_death_signal() -> Callable[[], None]:
-    """A preexec_fn asking Linux to SIGKILL the child when the supervisor dies (see hil/backends/renode.py)."""
+    """A preexec_fn asking Linux to SIGKILL the child when the supervisor dies (see hil/backends/_process.py)."""
     prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before fork: nothing to load in the child
 
     def set_pdeathsig() -> None:
