@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SUITES = ("robot", "pytest")
 SUITE_TIMEOUT_S = 3600.0  # default of --suite-timeout
 SUITE_STOP_GRACE_S = 30.0  # an interrupted suite tears its device down and writes its reports
-POLL_S = 0.2
+POLL_S = 0.05  # poll() is one waitpid per running suite
 RUN_MARKER = RUN_ID_ENV  # in the environment of every process a run starts, however deep
 MODELS_DIR_ENV = "HIL_MODELS_DIR"  # overrides models_dir of the configuration (hil run --models-dir)
 SUITE_FILES = {"robot": ("*.robot",), "pytest": ("test_*.py", "*_test.py")}  # what each framework collects
@@ -351,8 +351,8 @@ class _Scheduler:
     def run(self) -> None:
         try:
             while self.running or any(lane.pending for lane in self.lanes):
-                self._start_ready()
                 self._poll()
+                self._start_ready()  # a slot that just freed up is filled at once
                 self.observer.tick()
                 if self.running:
                     time.sleep(POLL_S)

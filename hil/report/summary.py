@@ -161,8 +161,8 @@ def _headroom(limit: Limit | None) -> Text:
     return Text(text, style="green" if pct >= 0 else "bold red")
 
 
-def model_table(s: ModelSummary) -> Table:
-    """The summary table of one target and model (fits 80 columns)."""
+def model_table(s: ModelSummary) -> Group:
+    """The summary table of one target and model, under a title line (fits 80 columns)."""
     verdict = "red" if s.failed else "green" if s.passed else "yellow"
     title = Text.assemble(
         (f"{s.target} · {s.model}", "bold"),
@@ -173,7 +173,7 @@ def model_table(s: ModelSummary) -> Table:
         ", ",
         (f"{s.skipped} skipped", "yellow" if s.skipped else ""),
     )
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, border_style=verdict, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, border_style=verdict, pad_edge=False, show_edge=False)
     table.add_column("", no_wrap=True)
     table.add_column("measured", no_wrap=True)
     table.add_column("limit", no_wrap=True)
@@ -195,7 +195,7 @@ def model_table(s: ModelSummary) -> Table:
         table.add_row("flash: model" + (" / image" if image else ""), f"{_bytes(s.model_flash_bytes)}{image}", "", "")
     if s.image_ram_bytes is not None:
         table.add_row("RAM: image", _bytes(s.image_ram_bytes), "", "")
-    return table
+    return Group(title, table)
 
 
 def run_state(metrics: Mapping[str, Any]) -> Text:
