@@ -6,7 +6,9 @@ wraps ``west build -b <zephyr_board> -d <build_dir>/<target> firmware`` with the
 machine has (the Zephyr SDK, else Debian's arm-none-eabi-gcc as ``gnuarmemb``; native_sim uses
 the host compiler), then reads the ELF with pyelftools and writes a static memory report
 (``hil-memory.json`` in the build folder): text, rodata, data, bss, the embedded model arrays,
-the tensor arenas and the largest symbols. docs/firmware.md explains the workspace.
+the tensor arenas, the largest symbols and the build id the image carries. docs/firmware.md
+explains the workspace; ``hil docs tables`` (:mod:`hil.doctables`) turns the images of a build
+folder into the docs' memory table.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from hil import tools
+from hil import protocol, tools
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, HilError
@@ -41,6 +43,7 @@ _LINKER_REGION = re.compile(
     r"^\s*(FLASH|RAM|SRAM|IDT_LIST):\s+(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)\s+(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)"
 )
 _UNIT_BYTES = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
+_KCONFIG_LINE = re.compile(r"^(CONFIG_\w+)=(.*)$", re.MULTILINE)
 
 
 class BuildFailed(HilError):
@@ -94,6 +97,16 @@ class ImageSizes:
 
 
 @dataclass(frozen=True, slots=True)
+class Region:
+    """A memory region as the Zephyr link places it: origin and size from ``.config``, bytes used from the ELF."""
+
+    name: str  # FLASH or RAM
+    origin: int
+    size_bytes: int
+    used_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
 class BuildResult:
     target: str
     board: str
@@ -104,6 +117,7 @@ class BuildResult:
     sizes: ImageSizes
     report: Path
     log: Path
+    build_id: str | None = None  # HIL_BUILD_ID in the image (hil.protocol.find_build_id)
 
 
 def detect_toolchain(board: str, environ: dict[str, str] | None = None) -> Toolchain:
@@ -141,15 +155,21 @@ def detect_toolchain(board: str, environ: dict[str, str] | None = None) -> Toolc
     )
 
 
-def _require_workspace(config: HilConfig) -> Path:
-    base = tools.zephyr_base(config.zephyr_base)
-    if base is None:
+def find_workspace(config: HilConfig) -> tools.ZephyrBase:
+    """The Zephyr tree: ``zephyr_base`` in hil.toml, ``$ZEPHYR_BASE``, or the west workspace around
+    hil.toml's folder or the current one (``hil build`` and ``hil doctor`` look the same way)."""
+    return tools.find_zephyr_base(config.zephyr_base, tools.search_starts(config.root))
+
+
+def _require_workspace(config: HilConfig) -> tools.ZephyrBase:
+    found = find_workspace(config)
+    if found.path is None:
         raise BackendUnavailable(
-            "no Zephyr workspace: set $ZEPHYR_BASE (or zephyr_base in hil.toml) to the zephyr folder of a "
-            "west workspace; create one from this repository with `west init -l . && west update` "
-            "(docs/firmware.md, 'Workspace')"
+            f"no Zephyr workspace ({found.source}): run hil inside a west workspace, or set zephyr_base in "
+            "hil.toml (or $ZEPHYR_BASE) to its zephyr folder; create one from this repository with "
+            "`west init -l . && west update` (docs/firmware.md, 'Workspace')"
         )
-    return base
+    return found
 
 
 def build_dir_of(config: HilConfig, target: Target) -> Path:
@@ -166,7 +186,7 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
     board = target.zephyr_board
     if not board:
         raise ConfigError(f"target {target.name} runs no firmware we build (no zephyr_board): pick a Zephyr target")
-    base = _require_workspace(config)
+    workspace = _require_workspace(config)
     west = tools.find_on_path("west")
     if west is None:
         raise BackendUnavailable(tools.Tool("west", None).why_not())
@@ -174,8 +194,11 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
     build_dir = build_dir_of(config, target)
     log = config.build_dir / f"{target.board_id}{BUILD_LOG_SUFFIX}"
     log.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **toolchain.env, "ZEPHYR_BASE": str(base)}
+    # west finds its workspace from ZEPHYR_BASE when the current folder is outside it (west.util.west_topdir).
+    env = {**os.environ, **toolchain.env, "ZEPHYR_BASE": str(workspace.path)}
     argv = west_argv(west, board, build_dir, config.firmware_dir, pristine)
+    if workspace.from_west:
+        console.print(f"Zephyr: {workspace.path}, from the {workspace.source}")
     console.print(f"[bold]west build[/bold] {board} -> {build_dir} ({toolchain.description}); log: {log}")
     started = time.monotonic()
     # The log sits next to the build folder: a pristine build empties the folder itself.
@@ -194,9 +217,12 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
         )
     image = firmware_path(build_dir, board)
     sizes = image_sizes(image, build_dir, output)
-    report = write_report(build_dir, target, board, toolchain, duration_s, image, sizes)
-    print_sizes(console, target.name, board, duration_s, sizes)
-    return BuildResult(target.name, board, build_dir, image, toolchain.description, duration_s, sizes, report, log)
+    build_id = protocol.find_build_id(image.read_bytes())
+    report = write_report(build_dir, target, board, toolchain, duration_s, image, sizes, build_id)
+    print_sizes(console, target.name, board, duration_s, sizes, build_id)
+    return BuildResult(
+        target.name, board, build_dir, image, toolchain.description, duration_s, sizes, report, log, build_id
+    )
 
 
 def firmware_path(build_dir: Path, board: str) -> Path:
@@ -219,6 +245,68 @@ def _linker_regions(output: str) -> dict[str, dict[str, int]]:
                 "size_bytes": round(float(size) * _UNIT_BYTES[size_unit]),
             }
     return regions
+
+
+def kconfig_values(build_dir: Path) -> dict[str, str]:
+    """The ``CONFIG_*`` values of a Zephyr build (``<build>/zephyr/.config``); empty if there is none."""
+    path = build_dir / "zephyr" / ".config"
+    if not path.is_file():
+        return {}
+    return {name: value.strip('"') for name, value in _KCONFIG_LINE.findall(path.read_text(errors="replace"))}
+
+
+def _kconfig_int(values: dict[str, str], name: str) -> int:
+    try:
+        return int(values.get(name, "0"), 0)
+    except ValueError:
+        return 0
+
+
+def memory_regions(image: Path, kconfig: dict[str, str]) -> tuple[Region, ...]:
+    """FLASH and RAM as the linker counts them ('Memory region Used Size'), read back from the ELF.
+
+    Origins and sizes are Zephyr's linker script's (``include/zephyr/arch/arm/cortex_m/scripts/linker.ld``):
+    flash at ``CONFIG_FLASH_BASE_ADDRESS + CONFIG_FLASH_LOAD_OFFSET``, ``CONFIG_FLASH_LOAD_SIZE`` or the
+    rest of ``CONFIG_FLASH_SIZE`` KiB; RAM at ``CONFIG_SRAM_BASE_ADDRESS``, ``CONFIG_SRAM_SIZE`` KiB. Used
+    is how far the image reaches into each: sections with contents by load address (initialised data is
+    stored in flash), every section by run address in RAM. A region ``.config`` does not give (native
+    boards) is left out.
+    """
+    from elftools.elf.constants import SH_FLAGS
+    from elftools.elf.elffile import ELFFile
+
+    flash_kib, ram_kib = _kconfig_int(kconfig, "CONFIG_FLASH_SIZE"), _kconfig_int(kconfig, "CONFIG_SRAM_SIZE")
+    load_offset = _kconfig_int(kconfig, "CONFIG_FLASH_LOAD_OFFSET")
+    bounds = {}
+    if flash_kib:
+        size = _kconfig_int(kconfig, "CONFIG_FLASH_LOAD_SIZE") or flash_kib * 1024 - load_offset
+        bounds["FLASH"] = (_kconfig_int(kconfig, "CONFIG_FLASH_BASE_ADDRESS") + load_offset, size)
+    if ram_kib:
+        bounds["RAM"] = (_kconfig_int(kconfig, "CONFIG_SRAM_BASE_ADDRESS"), ram_kib * 1024)
+    if not bounds:
+        return ()
+    ends = dict.fromkeys(bounds, 0)
+    with image.open("rb") as f:
+        elf = ELFFile(f)
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD" and seg["p_filesz"]]
+        for section in elf.iter_sections():
+            flags, size, vma = section["sh_flags"], section["sh_size"], section["sh_addr"]
+            if not flags & SH_FLAGS.SHF_ALLOC or size == 0:
+                continue
+            nobits = section["sh_type"] == "SHT_NOBITS"
+            if nobits and flags & SH_FLAGS.SHF_TLS:
+                continue  # .tbss takes no room of its own (ld does not advance the location counter)
+            lma = vma
+            if not nobits:
+                for seg in loads:
+                    if seg["p_vaddr"] <= vma and vma + size <= seg["p_vaddr"] + seg["p_filesz"]:
+                        lma = vma - seg["p_vaddr"] + seg["p_paddr"]
+                        break
+            for name, (origin, length) in bounds.items():
+                address = vma if (name == "RAM" or nobits) else lma
+                if origin <= address < origin + length:
+                    ends[name] = max(ends[name], address + size - origin)
+    return tuple(Region(name, origin, length, ends[name]) for name, (origin, length) in bounds.items())
 
 
 def _model_names(build_dir: Path) -> dict[int, str]:
@@ -296,7 +384,12 @@ def image_sizes(image: Path, build_dir: Path, build_output: str = "") -> ImageSi
         arena_bytes=sum(arenas.values()),
         models=models,
         largest=tuple(SymbolSize(readable.get(name, name), section, size) for name, section, size in top),
-        linker_regions=_linker_regions(build_output),
+        # A build that did not link again prints no region table: the ELF and .config give the same numbers.
+        linker_regions=_linker_regions(build_output)
+        or {
+            r.name: {"used_bytes": r.used_bytes, "size_bytes": r.size_bytes}
+            for r in memory_regions(image, kconfig_values(build_dir))
+        },
     )
 
 
@@ -308,12 +401,14 @@ def write_report(
     duration_s: float,
     image: Path,
     sizes: ImageSizes,
+    build_id: str | None = None,
 ) -> Path:
     report = build_dir / MEMORY_REPORT
     data = {
         "target": target.name,
         "board": board,
         "image": str(image),
+        "build_id": build_id,
         "toolchain": toolchain.description,
         "build_seconds": round(duration_s, 1),
         "flash_bytes": sizes.flash_bytes,
@@ -324,7 +419,9 @@ def write_report(
     return report
 
 
-def print_sizes(console: Console, target: str, board: str, duration_s: float, sizes: ImageSizes) -> None:
+def print_sizes(
+    console: Console, target: str, board: str, duration_s: float, sizes: ImageSizes, build_id: str | None = None
+) -> None:
     table = Table(title=f"{target} ({board}): static memory, built in {duration_s:.0f} s")
     for column in ("what", "bytes", "KiB"):
         table.add_column(column, justify="right" if column != "what" else "left")
@@ -341,6 +438,7 @@ def print_sizes(console: Console, target: str, board: str, duration_s: float, si
     rows += [(f"  model {m.name}: flatbuffer / arena", f"{m.flatbuffer_bytes} / {m.arena_bytes}") for m in sizes.models]
     for name, region in sizes.linker_regions.items():
         rows.append((f"linker {name} used / size", f"{region['used_bytes']} / {region['size_bytes']}"))
+    rows.append(("build id", build_id or f"none: no {protocol.BUILD_ID_MARKER.decode()} in the image"))
     for what, value in rows:
         kib = f"{value / 1024:.1f}" if isinstance(value, int) else ""
         table.add_row(what, str(value), kib)

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from hil import __version__, tools
+from hil import __version__, doctables, tools
 from hil.backends import BenchRequest, unavailable_reason
 from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable, ConfigError, HilError
@@ -77,6 +77,36 @@ def _package_version(name: str) -> str | None:
         return None
 
 
+def _doctor_zephyr(config: HilConfig, table: Table) -> None:
+    """The Zephyr workspace (found as ``hil build`` finds it) and whether this Python has Zephyr's requirements."""
+    from hil.build import find_workspace
+
+    try:
+        workspace = find_workspace(config)
+    except ConfigError as err:  # an unreadable .west/config
+        table.add_row("Zephyr workspace", _mark(False), str(err))
+        return
+    base = workspace.path
+    if base is None:
+        detail = f"not found: {workspace.source}; see docs/firmware.md ('Workspace') for west init / west update"
+        table.add_row("Zephyr workspace", _mark(False), detail)
+        return
+    table.add_row(
+        "Zephyr workspace", _mark(True), f"{base} (Zephyr {tools.zephyr_version(base)}), from {workspace.source}"
+    )
+    try:
+        needed = tools.python_requirements(base)
+    except ConfigError as err:
+        table.add_row("Zephyr Python requirements", _mark(False), str(err))
+        return
+    detail = (
+        f"all {len(needed.checked)} of {needed.file} installed in {sys.executable}"
+        if needed.ok
+        else f"{'; '.join(needed.problems)}; install them: {needed.pip_command()}"
+    )
+    table.add_row("Zephyr Python requirements", _mark(needed.ok), detail)
+
+
 def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG001 - uniform signature
     from serial.tools import list_ports
 
@@ -86,15 +116,7 @@ def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
     for package in ("tflite-micro", "robotframework", "pyserial", "tensorflow", "west", "pyelftools"):
         found = _package_version(package)
         table.add_row(f"python: {package}", _mark(found is not None), found or "not installed")
-    base = tools.zephyr_base(config.zephyr_base)
-    table.add_row(
-        "Zephyr workspace",
-        _mark(base is not None),
-        f"{base} (Zephyr {tools.zephyr_version(base)})"
-        if base
-        else "not found: set $ZEPHYR_BASE or zephyr_base in hil.toml "
-        "(see docs/firmware.md for west init / west update)",
-    )
+    _doctor_zephyr(config, table)
     from hil.backends.renode.install import renode_tool  # backends are imported when used (hil.backends)
 
     for tool in (
@@ -102,6 +124,7 @@ def cmd_doctor(config: HilConfig, args: argparse.Namespace) -> int:  # noqa: ARG
         tools.simple("qemu-system-arm"),
         tools.simple("arm-none-eabi-gcc"),
         tools.simple("west"),
+        *tools.zephyr_build_tools(),
     ):
         detail = f"{tool.path} ({tool.version or 'version unknown'})" if tool.usable else tool.why_not()
         table.add_row(tool.name, _mark(tool.usable), detail)
@@ -291,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--target", help="target name, e.g. qemu:mps2_an385")
     build.add_argument("--pristine", action="store_true", help="start from an empty build directory")
     build.set_defaults(func=cmd_build)
+    doctables.register(sub)  # hil docs tables: the docs' memory and latency tables from builds and results
 
     report = sub.add_parser("report", help="summarise one or more results bundles (read only); merge them with --out")
     report.add_argument("dirs", type=Path, nargs="+", metavar="DIR", help="results bundles, e.g. one per CI job")

@@ -1,10 +1,10 @@
 """The Zephyr firmware for real: `hil build`, then the HIL suites on QEMU and native_sim.
 
-The slow tests need a Zephyr workspace ($ZEPHYR_BASE or zephyr_base in hil.toml;
-docs/firmware.md) and a toolchain; the QEMU target also needs qemu-system-arm. Each is skipped
-with the reason when what it needs is absent. A pristine build takes ~5 minutes on 2 cores; a
-build folder left by an earlier run is rebuilt incrementally. The quick tests check what
-`hil build` says and picks without a workspace.
+The slow tests need a Zephyr workspace (zephyr_base in hil.toml, $ZEPHYR_BASE, or a west
+workspace around hil.toml or the current folder; docs/firmware.md) and a toolchain; the QEMU
+target also needs qemu-system-arm. Each is skipped with the reason when what it needs is absent.
+A pristine build takes ~5 minutes on 2 cores; a build folder left by an earlier run is rebuilt
+incrementally. The quick tests check what `hil build` says and picks without a workspace.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from rich.console import Console
 from hil import protocol as p
 from hil import tools
 from hil.backends.qemu import _listening
-from hil.build import MEMORY_REPORT, BuildResult, build_firmware, detect_toolchain
+from hil.build import MEMORY_REPORT, BuildResult, build_firmware, detect_toolchain, find_workspace
 from hil.config import HilConfig, load_config
 from hil.device import Device
 from hil.errors import BackendUnavailable
@@ -37,8 +37,8 @@ SUITE_TIMEOUT_S = 1800
 def test_build_without_a_workspace_says_how_to_get_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ZEPHYR_BASE", raising=False)
     config = load_config(root=ROOT)
-    if config.zephyr_base is not None:
-        pytest.skip("hil.toml sets zephyr_base")
+    if find_workspace(config).found:
+        pytest.skip(f"a Zephyr workspace is at hand here ({find_workspace(config).source})")
     with pytest.raises(BackendUnavailable, match=r"no Zephyr workspace.*west init -l.*docs/firmware.md"):
         build_firmware(config, config.target("qemu:mps2_an385"), pristine=False, console=Console())
 
@@ -76,12 +76,9 @@ def test_qemu_console_readiness_reads_listening_sockets(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def config() -> HilConfig:
     config = load_config(root=ROOT)
-    base = tools.zephyr_base(config.zephyr_base)
-    if base is None:
-        pytest.skip(
-            "no Zephyr workspace: set $ZEPHYR_BASE (or zephyr_base in hil.toml) to build and run the firmware; "
-            "docs/firmware.md shows how to create one"
-        )
+    workspace = find_workspace(config)
+    if not workspace.found:
+        pytest.skip(f"no Zephyr workspace ({workspace.source}); docs/firmware.md shows how to create one")
     return config
 
 
