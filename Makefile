@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TARGET ?= reference
 OUT    ?= results
 
-.PHONY: run test lint docs bench vectors system-deps core-test fuzz clean
+.PHONY: run test lint docs bench bench-jobs vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
 # espeak-ng: regenerating the kws data bit for bit; clang + libclang-rt-14-dev (libFuzzer and the
@@ -58,6 +58,10 @@ docs: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/bench_infer.py
+
+# hil run over two twin targets, --jobs 2 against --jobs 1: prints the ratio
+bench-jobs: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/bench_jobs.py
 
 vectors: $(VENV)/.installed-run
 	$(BIN)/python -m hil.vectors > docs/protocol-vectors.txt
