@@ -33,7 +33,16 @@ from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, BoardError, ConfigError
 from hil.metrics import RUN_ID_ENV
 from hil.models import ModelZoo
-from hil.report.bundle import RUNNING, OutLock, RunRecord, check_out_dir, new_run_id, open_bundle, write_metrics
+from hil.report.bundle import (
+    RUNNING,
+    OutLock,
+    RunRecord,
+    check_out_dir,
+    new_run_id,
+    open_bundle,
+    previous_durations,
+    write_metrics,
+)
 from hil.report.environment import environment
 from hil.report.merge import combine_reports
 from hil.session import DEVICE_ARTIFACTS_ENV
@@ -231,12 +240,13 @@ def run(config: HilConfig, request: RunRequest, observer: RunObserver | None = N
         used = {f: suites[f] for f in request.frameworks}
         record = RunRecord(run_id, out_dir, names, sub_dirs, environment(config, request.targets, used,
                                                                            request.command, firmware))  # fmt: skip
+        estimates = previous_durations(out_dir)  # of the run this one replaces: longest suites start first
         open_bundle(out_dir, record.first_metrics())
         for sub_dir in sub_dirs.values():
             sub_dir.mkdir(exist_ok=True)
         write_metrics(record, False, RUNNING)  # each sub-bundle says so from the start
         observer.run_started(run_id, sub_dirs)
-        scheduler = _Scheduler(config, request, suites, sub_dirs, run_id, lock.fd, observer)
+        scheduler = _Scheduler(config, request, suites, sub_dirs, run_id, lock.fd, observer, estimates)
         try:
             scheduler.run()
             record.suites = [o.as_record(sub_dirs[o.target]) for o in scheduler.outcomes]
@@ -329,8 +339,10 @@ class _Scheduler:
         run_id: str,
         lock_fd: int | None,
         observer: RunObserver,
+        estimates: Mapping[tuple[str, str], float] | None = None,
     ) -> None:
         self.config = config
+        self.estimates = estimates or {}
         self.request = request
         self.suites = suites
         self.observer = observer
@@ -364,13 +376,18 @@ class _Scheduler:
                 self._release(lane)
 
     def _start_ready(self) -> None:
+        """Fill free slots, longest suites first (as long as they took in the bundle this run replaces):
+        the last ones to finish are then the short ones, and the slots stay busy to the end."""
         while len(self.running) < self.request.jobs:
-            lane = next((ln for ln in self.lanes if ln.pending and not (ln.serial and ln.active)), None)
-            if lane is None:
+            ready = [(lane, unit) for lane in self.lanes if not (lane.serial and lane.active)
+                     for unit in (list(lane.pending)[:1] if lane.serial else lane.pending)]  # fmt: skip
+            if not ready:
                 return
+            lane, unit = max(ready, key=lambda pair: self.estimates.get((pair[1].target.name, pair[1].framework), 0.0))
+            lane.pending.remove(unit)
             if lane.hold is None:
                 self._hold(lane)
-            self._start(lane, lane.pending.popleft())
+            self._start(lane, unit)
 
     def _hold(self, lane: _Lane) -> None:
         """Take what the target's backend holds for the run (a bench board: leased, flashed, booted)."""

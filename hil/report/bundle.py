@@ -364,6 +364,15 @@ def write_metrics(run: RunRecord, complete: bool, reason: str = "") -> dict[str,
     return top
 
 
+def previous_durations(out_dir: Path) -> dict[tuple[str, str], float]:
+    """How long each (target, framework) took in the bundle at ``out_dir`` (none if there is none)."""
+    try:
+        suites = json.loads((out_dir / METRICS_FILE).read_text(encoding="utf-8")).get("suites") or []
+        return {(str(s["target"]), str(s["framework"])): float(s["duration_s"]) for s in suites}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
 # --- reading a bundle (hil report) ------------------------------------------------------------------------
 
 
