@@ -386,14 +386,14 @@ class _Scheduler:
             lane, unit = max(ready, key=lambda pair: self.estimates.get((pair[1].target.name, pair[1].framework), 0.0))
             lane.pending.remove(unit)
             if lane.hold is None:
-                self._hold(lane)
+                self._hold(lane, unit)
             self._start(lane, unit)
 
-    def _hold(self, lane: _Lane) -> None:
+    def _hold(self, lane: _Lane, first: _Unit) -> None:
         """Take what the target's backend holds for the run (a bench board: leased, flashed, booted)."""
         target = lane.target
         template = self.request.bench or BenchRequest(Path())
-        sub_dir = next(iter(lane.pending)).sub_dir
+        sub_dir = first.sub_dir  # the lane's first unit: with one framework, nothing else is pending
         bench = dataclasses.replace(template, artifacts_dir=sub_dir / "artifacts" / target.board_id)
         lane.hold = contextlib.ExitStack()
         try:
