@@ -268,9 +268,9 @@ def latency_table(config: HilConfig, targets: list[Target], runs: dict[str, RunF
             _wrap(
                 f"Made by `{COMMAND} --results DIR` on {today.isoformat()} from the results bundles of `hil run` "
                 "(`metrics.json`): device-measured latency (the firmware's ticks ÷ its clock), median and p95 over "
-                "the run's inferences (their count in brackets); where the emulator counts (Renode), the median "
-                "instructions executed and virtual time per `INFER` request (`emulated_cost`, UART interrupts "
-                "included). A target whose results are of another build than its build folder's is marked stale."
+                "the run's inferences (their count in brackets); where the run recorded them (`emulated_cost`), "
+                "the median instructions executed and virtual time per inference request. A target whose results "
+                "are of another build than its build folder's is marked stale."
             ),
             "",
             "| target | model | latency median / p95 (inferences) | instructions | virtual time | run, firmware |",
