@@ -88,6 +88,11 @@ def _metrics(folder: Path) -> dict[str, Any]:
     return metrics
 
 
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a folder with its modification time and content."""
+    return {str(p): (p.stat().st_mtime_ns, p.read_bytes()) for p in folder.rglob("*") if p.is_file()}
+
+
 def _run_ids(folder: Path) -> set[str]:
     """The run id of every per-test line in a bundle."""
     return {json.loads(line).get("run_id", "") for path in folder.rglob("metrics/*.jsonl")
@@ -197,9 +202,11 @@ def test_an_interrupted_run_leaves_an_incomplete_bundle_and_no_stale_green(tmp_p
     assert metrics["complete"] is False
     assert metrics["incomplete_reason"] == "interrupted (Ctrl-C)"
     assert {t["framework"] for t in metrics["tests"]} <= {"pytest"}
+    before = _snapshot(out)
     report = hil("report", str(out), FORCE_COLOR="1", COLUMNS="120")
     assert report.returncode == 1  # not green, whatever passed
     assert "\x1b[1;31mINCOMPLETE: interrupted (Ctrl-C)" in report.stdout  # in red
+    assert _snapshot(out) == before  # hil report only reads
 
 
 def test_two_runs_into_one_out_never_interleave(tmp_path: Path) -> None:
@@ -232,3 +239,17 @@ def test_two_runs_into_one_out_never_interleave(tmp_path: Path) -> None:
     assert metrics["complete"] is True
     assert _run_ids(out) == {metrics["run_id"]}  # only the second run's records
     assert {t["test"] for t in metrics["tests"]} == {"test_inference_matches_golden_vectors"}
+
+
+def test_pytest_run_directly_twice_keeps_only_the_second_runs_records(tmp_path: Path) -> None:
+    out = tmp_path / "direct"
+    argv = [sys.executable, "-m", "pytest", str(SINE_PYTEST), "-k", "half_pi", f"--hil-out={out}", "-p",
+            "no:cacheprovider", "-p", "no:labgrid", "-q"]  # fmt: skip
+    for _ in range(2):
+        done = subprocess.run(argv, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout[-3000:]
+    lines = (out / "metrics" / "pytest.jsonl").read_text().splitlines()
+    assert [json.loads(line)["test"] for line in lines if '"kind": "test"' in line] == ["test_sine_of_half_pi_is_one"]
+    report = hil("report", str(out))
+    assert report.returncode == 0
+    assert "not a hil run bundle" in report.stdout
