@@ -45,8 +45,8 @@ class RunProgress(RunObserver):
         self.progress = Progress(
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            TextColumn("{task.fields[state]}"),
             TimeElapsedColumn(),
+            TextColumn("{task.fields[state]}"),
             console=console,
             transient=False,
         )
