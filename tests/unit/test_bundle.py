@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -27,7 +28,7 @@ from hil.report.bundle import (
     schema_path,
     write_metrics,
 )
-from hil.report.environment import environment
+from hil.report.environment import environment, image_identity
 from hil.report.merge import merge_bundles, merged_view
 from hil.report.summary import SUMMARY_WIDTH, summarize, summary
 from hil.results import DeviceInfo, InferenceResult
@@ -228,3 +229,18 @@ def test_summary_has_one_table_per_target_and_model_within_80_columns(
     assert "floor 0.95" in text
     assert "FAIL reference pytest: test_latency: boom" in " ".join(text.split())
     assert "complete" in text
+
+
+def test_a_firmware_image_is_identified_by_hash_build_id_and_sizes(tmp_path: Path) -> None:
+    elf = tmp_path / "build" / "zephyr" / "zephyr.elf"
+    elf.parent.mkdir(parents=True)
+    elf.write_bytes(b"\x7fELF" + b"\x00" * 60 + b"HIL_BUILD_ID=0123456789abcdef\x00")
+    (tmp_path / "build" / "hil-memory.json").write_text(json.dumps({"flash_bytes": 81920, "ram_bytes": 40960}))
+    for given in (elf, tmp_path / "build"):  # the image, or the Zephyr build folder holding it
+        image = image_identity(given)
+        assert image is not None
+        assert image["path"] == str(elf)
+        assert image["sha256"] == hashlib.sha256(elf.read_bytes()).hexdigest()
+        assert image["build_id"] == "0123456789abcdef"
+        assert (image["flash_bytes"], image["ram_bytes"]) == (81920, 40960)
+    assert image_identity(tmp_path / "missing.elf") is None
