@@ -291,8 +291,8 @@ def _inside(path: str, folder: Path) -> bool:
 def _bundle_records(sub_dir: Path, run_id: str | None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Tests and devices of one sub-bundle, only this run's, with absolute paths inside it made relative."""
     collected = collect_metrics(sub_dir)
-    keep = [r for r in collected["tests"] if run_id is None or r.get("run_id", run_id) == run_id]
-    devices = [d for d in collected["devices"] if run_id is None or d.get("run_id", run_id) == run_id]
+    keep = [r for r in collected["tests"] if run_id is None or r.get("run_id") == run_id]
+    devices = [d for d in collected["devices"] if run_id is None or d.get("run_id") == run_id]
 
     def relative(value: str) -> str:
         return _relative(Path(value), sub_dir) if _inside(value, sub_dir) else value
