@@ -24,6 +24,7 @@ from hil.checks import MINUS
 
 SUMMARY_WIDTH = 80
 LOG_WIDTH = 160
+FAILURES_SHOWN = 10  # the terminal names the first failures; run.log has every test
 STATUS_COLOURS = {"PASS": "green", "FAIL": "red", "SKIP": "yellow"}
 
 
@@ -222,9 +223,12 @@ def summary(metrics: Mapping[str, Any], out_dir: Path | None = None) -> Renderab
         run_state(metrics),
     )
     parts.append(line)
-    for failed in (t for t in metrics.get("tests") or [] if t.get("status") == "FAIL"):
+    failures = [t for t in metrics.get("tests") or [] if t.get("status") == "FAIL"]
+    for failed in failures[:FAILURES_SHOWN]:
         what = f"{failed['target']} {failed['framework']}: {failed['test']}: {failed.get('message', '')}"
         parts.append(Text.assemble(("FAIL ", "red"), what))
+    if len(failures) > FAILURES_SHOWN:
+        parts.append(Text(f"... and {len(failures) - FAILURES_SHOWN} more failures: every test is in run.log", "red"))
     if out_dir is not None:
         log = out_dir / "run.log"
         parts.append(Text(f"bundle: {out_dir}" + (f" (per-test detail: {log})" if log.is_file() else "")))
