@@ -212,6 +212,7 @@ def read_run(target: str, out_dir: Path, wall_s: float, exit_code: int) -> Targe
 def run_target(config: HilConfig, target: str, out_dir: Path, extra: list[str], console: Console) -> TargetRun:
     argv = [sys.executable, "-m", "hil.cli", "run", "--target", target, "--out", str(out_dir), *extra]
     console.print(f"[bold]{target}[/bold]: {' '.join(argv[2:])} (load average {os.getloadavg()[0]:.1f})")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with (out_dir.parent / f"{out_dir.name}.log").open("w") as log:
         proc = subprocess.run(argv, cwd=config.root, stdout=log, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S)

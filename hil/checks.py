@@ -22,6 +22,7 @@ from hil.models import Metric, ModelZoo, confusion_matrix, predictions, score
 from hil.results import InferenceResult
 
 STATISTICS = ("median", "p95", "max")
+EVAL_SUBSET_SEED = 13  # evaluation subsets (target option eval_samples) are the same samples every run
 GOLDEN_OUTPUTS_KEPT = 4096  # output values of the golden vectors kept in metrics.json (beyond: only their sha256)
 MINUS = "\u2212"  # the typographic minus sign (U+2212) reads better than a hyphen
 
@@ -183,6 +184,14 @@ class EvaluationResult:
     samples: int
     labels: tuple[str, ...] = ()
     confusion: np.ndarray | None = None  # counts[true, predicted], classification only
+    set_samples: int | None = None  # the whole evaluation set's size when ``samples`` is a seeded subset of it
+
+    @property
+    def scope(self) -> str:
+        """What was scored: "the 200 samples of the evaluation set" or "a seeded subset of 100 of its 1200 samples"."""
+        if self.set_samples is None:
+            return f"the {self.samples} samples of the evaluation set"
+        return f"a seeded subset ({self.samples} of the {self.set_samples} samples) of the evaluation set"
 
     @property
     def ok(self) -> bool:
@@ -199,18 +208,34 @@ class EvaluationResult:
         return "\n".join(rows) + "\n"
 
 
-def evaluate(device: Device, zoo: ModelZoo, model: str) -> EvaluationResult:
-    """Score the device on the model's evaluation set with the manifest's metric."""
+def eval_subset(set_samples: int, samples: int | None, seed: int = EVAL_SUBSET_SEED) -> np.ndarray | None:
+    """Indices of a seeded subset of ``samples`` of an evaluation set, in set order; None for the whole set."""
+    if samples is None or samples >= set_samples:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(set_samples, samples, replace=False))
+
+
+def evaluate(device: Device, zoo: ModelZoo, model: str, samples: int | None = None) -> EvaluationResult:
+    """Score the device on the model's evaluation set with the manifest's metric.
+
+    ``samples``: score a seeded subset of that many samples instead (the same ones on every run and
+    target); the result says so (``set_samples``) and so do the metrics and every message.
+    """
     manifest = zoo.manifest(model)
     ev = zoo.eval_set(model)
-    outputs = np.stack([device.infer_values(model, x).output for x in ev.x])
+    x, y = ev.x, ev.y
+    chosen = eval_subset(len(y), samples)
+    if chosen is not None:
+        x, y = x[chosen], y[chosen]
+    outputs = np.stack([device.infer_values(model, sample).output for sample in x])
     metric = manifest.metric
     confusion = None
     if metric.is_classification:
         classes = max(len(manifest.labels), int(ev.y.max()) + 1)
-        confusion = confusion_matrix(ev.y, predictions(metric, manifest.output, outputs), classes)
-    value = score(metric, manifest.output, outputs, ev.y)
-    return EvaluationResult(model, metric, value, len(ev.y), manifest.labels, confusion)
+        confusion = confusion_matrix(y, predictions(metric, manifest.output, outputs), classes)
+    value = score(metric, manifest.output, outputs, y)
+    set_samples = None if chosen is None else len(ev.y)
+    return EvaluationResult(model, metric, value, len(y), manifest.labels, confusion, set_samples)
 
 
 def check_evaluation(result: EvaluationResult) -> None:
@@ -221,5 +246,5 @@ def check_evaluation(result: EvaluationResult) -> None:
         room = headroom(result.score, metric.threshold, floor=metric.higher_is_better)
         raise CheckFailed(
             f"{result.model}: {metric.name} {result.score:.4f} {relation} {bound_name(metric)} {metric.threshold:g} "
-            f"({room}); device outputs on the {result.samples} samples of the evaluation set (eval.npz)"
+            f"({room}); device outputs on {result.scope} (eval.npz)"
         )

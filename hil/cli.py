@@ -29,6 +29,7 @@ from hil.report.progress import RunProgress
 from hil.report.summary import summary as run_summary
 from hil.report.summary import tests_table
 from hil.runner import MODELS_DIR_ENV, SUITE_TIMEOUT_S, SUITES, RunRequest, default_jobs, run, suite_dirs, suites_in
+from hil.session import EVAL_SAMPLES_ENV
 
 # CI logs are wide; no emoji codes: "board:x:" in a message must stay as written.
 console = Console(emoji=False) if sys.stdout.isatty() else Console(width=160, emoji=False)
@@ -139,6 +140,10 @@ def cmd_run(config: HilConfig, args: argparse.Namespace) -> int:
         models_dir = args.models_dir.resolve()
         config = dataclasses.replace(config, models_dir=models_dir)
         os.environ[MODELS_DIR_ENV] = str(models_dir)  # the suite processes load the same zoo
+    if args.eval_samples is not None:
+        if args.eval_samples < 1:
+            raise ConfigError(f"--eval-samples must be at least 1, got {args.eval_samples}")
+        os.environ[EVAL_SAMPLES_ENV] = str(args.eval_samples)  # read by the suite processes' sessions
     targets = tuple(config.target(name) for name in args.target or [config.default_target])
     out_dir = (args.out or config.results_dir).resolve()
     frameworks = SUITES if args.suite == "all" else (args.suite,)
@@ -303,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of your own suites, anywhere: its *.robot files run with Robot, its test_*.py with pytest",
     )
     run.add_argument("--models-dir", type=Path, help="model zoo to use (default: models_dir in hil.toml, or models/)")
+    run.add_argument("--eval-samples", type=int, metavar="N", help="score each evaluation set on a seeded subset "
+                     "of N samples (default: the target's eval_samples, else all); always reported")  # fmt: skip
     run.add_argument("--robot-suites", type=Path, help="Robot suite file or folder (default: robot_tests/)")
     run.add_argument("--pytest-suites", type=Path, help="pytest HIL suite file or folder (default: tests/hil/)")
     lab_cli.add_bench_options(run)

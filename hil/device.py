@@ -113,8 +113,12 @@ class Device:
             raise HilError(f"{self.target.name} is not open: call open() (Robot: Open Device) first")
         return self._link
 
-    def _handshake(self) -> DeviceInfo:
-        """Ask INFO until the device answers: it may still be booting, or printing a banner."""
+    def _handshake(self, known: DeviceInfo | None = None) -> DeviceInfo:
+        """Ask INFO until the device answers: it may still be booting, or printing a banner.
+
+        With ``known`` (the INFO of the same image before a machine reset), an INFO equal to it
+        keeps the models already known instead of asking MODEL_INFO for each again.
+        """
         started = time.monotonic()
         deadline = started + self.target.boot_timeout_s
         while True:
@@ -140,6 +144,9 @@ class Device:
             )
         info = p.unpack_info(payload)
         self.link.max_payload_bytes = info.max_payload_bytes  # oversize requests fail before they are sent
+        if known is not None and info == known and len(self._models) == info.model_count:
+            self.phases.add(HANDSHAKE, attempt, time.monotonic())
+            return info
         self._info = info
         self._models = {}
         for index in range(info.model_count):
@@ -299,13 +306,18 @@ class Device:
         """Reboot the device through the protocol and wait until it answers again."""
         return self.reboot(lambda: self._request(p.MsgType.RESET, reboot_ok=True))
 
-    def reboot(self, how: Callable[[], object]) -> DeviceInfo:
+    def reboot(self, how: Callable[[], object], *, same_image: bool = False) -> DeviceInfo:
         """Reboot the device with ``how`` (a RESET request, an emulator's machine reset, ...),
-        then wait for its ready line and handshake again."""
+        then wait for its ready line and handshake again.
+
+        ``same_image``: the reboot cannot have changed the firmware (a machine reset runs the image
+        the device was opened with), so once INFO names the same build, the models it reported at
+        open stand and are not asked again.
+        """
         since = self.link.lines_seen
         how()
         self.link.expect_line(p.READY_LINE, self.target.boot_timeout_s, since=since)
-        return self._handshake()
+        return self._handshake(known=self._info if same_image else None)
 
     # --- what the backend can do beyond the protocol (emulators can more than boards) -------
 
@@ -322,7 +334,7 @@ class Device:
         if how is None:
             return False
         with self.phases.span(RESET):
-            self.reboot(how)
+            self.reboot(how, same_image=True)
         return True
 
     def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost | None]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from hil.checks import EvaluationResult, GoldenComparison, LatencyStats, bound_name
+from hil.checks import EVAL_SUBSET_SEED, EvaluationResult, GoldenComparison, LatencyStats, bound_name
 from hil.metrics_file import read_records
 from hil.results import DeviceInfo, InferenceResult, ModelInfo
 
@@ -106,6 +106,8 @@ class MetricsRecorder:
             bound_name(result.metric): result.metric.threshold,
         }
         evaluation["samples"] = result.samples
+        if result.set_samples is not None:  # a seeded subset: never silently fewer samples
+            evaluation |= {"set_samples": result.set_samples, "subset_seed": EVAL_SUBSET_SEED}
         if result.confusion is not None:
             evaluation |= {"labels": list(result.labels), "confusion": result.confusion.tolist()}
             path = self.path.parent.parent / "artifacts" / f"confusion-{result.model}-{self.framework}.csv"

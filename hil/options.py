@@ -85,6 +85,9 @@ class TargetOptions(Strict):
     """A backend's own keys of a target; every backend's options derive from this."""
 
     snapshot_on_failure: bool = True  # where the backend can save the machine (Renode)
+    # Evaluation-set checks score a seeded subset of this many samples (default: the whole set), e.g. on
+    # emulators; $HIL_EVAL_SAMPLES (hil run --eval-samples) overrides it. Results always say so.
+    eval_samples: Annotated[int, Field(ge=1)] | None = None
     _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     def as_written(self) -> dict[str, Any]:
@@ -117,6 +120,8 @@ class RenodeOptions(FirmwareOptions):
     renode_commands: Strings = ()
     reset_commands: Strings = ()
     reset_between_tests: bool = True
+    log_level: Literal["noisy", "debug", "info", "warning", "error"] = "error"  # Renode's log (renode.log)
+    fast_forward_quantum_s: Annotated[float, Field(gt=0, le=1)] = 0.01  # while virtual time runs ahead
     sensor_unavailable: Text | None = None
     robot_server: bool = False
     robot_server_port: Port | None = None

@@ -43,7 +43,7 @@ COST = "cost"  # an action measured in emulated instructions (holds the request)
 COUNTERS = "cost.counters"  # reading the emulated instruction counter and virtual time
 SENSOR = "sensor"  # queueing a recording in the emulated sensor and waiting until it has played
 # Phases whose nested spans count as their own time in the table.
-ABSORBING = (FIND, SPAWN, SCRIPT, PLATFORM, MODEL, FIRMWARE, RUN, STOP, RESET, COUNTERS, SENSOR)
+ABSORBING = (FIND, SPAWN, SCRIPT, PLATFORM, MODEL, FIRMWARE, RUN, STOP, BOOT, HANDSHAKE, RESET, COUNTERS, SENSOR)
 
 
 class PhaseLog:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 Source = Literal["protocol", "sensor"]
 SOURCES: tuple[Source, ...] = ("protocol", "sensor")
 SENSOR_POLL_S = 0.25
+EVAL_SAMPLES_ENV = "HIL_EVAL_SAMPLES"  # a seeded subset of each evaluation set (hil run --eval-samples)
 # Set by hil run for each suite process: where its device keeps its own logs, so the Robot and
 # pytest halves of one target can run side by side (artifacts/<board_id>/<framework>/).
 DEVICE_ARTIFACTS_ENV = "HIL_DEVICE_ARTIFACTS"
@@ -170,9 +171,20 @@ class HilSession:
         checks.check_golden(comparison)
         return comparison
 
+    @property
+    def eval_samples(self) -> int | None:
+        """Score evaluation sets on a seeded subset of this many samples: ``$HIL_EVAL_SAMPLES``
+        (``hil run --eval-samples``), else the target's ``eval_samples``; None: the whole set."""
+        value = os.environ.get(EVAL_SAMPLES_ENV, "").strip()
+        if not value:
+            return self.target.options.eval_samples
+        if not value.isdigit() or int(value) < 1:
+            raise ConfigError(f"${EVAL_SAMPLES_ENV}={value!r}: give a whole number of samples (at least 1)")
+        return int(value)
+
     def evaluate(self, model: str) -> checks.EvaluationResult:
         """Score the device on the evaluation set (and keep score and confusion matrix in the metrics)."""
-        result = checks.evaluate(self.device(), self.zoo, model)
+        result = checks.evaluate(self.device(), self.zoo, model, self.eval_samples)
         self.recorder.evaluation(result)
         return result
 
@@ -285,6 +297,9 @@ class HilSession:
         """Keep reading the console until the device has sampled the whole recording."""
         # Emulators may run slower than real time: allow the recording ten times over.
         limit_s = self.target.timeout_s + 10 * playback.stimulus.duration_s
+        if playback.run_to_end(limit_s):  # an emulator ran it through at once
+            device.link.poll()
+            return
         deadline = time.monotonic() + limit_s
         while not playback.played():
             if time.monotonic() > deadline:

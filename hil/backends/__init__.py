@@ -41,6 +41,13 @@ class SensorPlayback(ABC):
     def played(self) -> bool:
         """True once the device has had time to read every sample (and run its last window)."""
 
+    def run_to_end(self, timeout_s: float) -> bool:
+        """Run the device until the recording has played, where the backend can do it at once
+        (an emulator advancing virtual time as fast as the host allows); False where it cannot,
+        and the caller waits for :meth:`played` instead."""
+        del timeout_s
+        return False
+
 
 @dataclass(frozen=True, slots=True)
 class EmulatorCost:

@@ -12,20 +12,35 @@ jump ahead to the next timer at once and the protocol's 100 ms stale-frame rule 
 between the bytes of one request. The default shift 3 (8 ns, 125 MIPS) is the power of two
 nearest the 100 MIPS the models' emulator latency budgets assume (``hil.training.EMULATOR_IPS``,
 also Renode's default); set ``icount_shift`` on the target for another rate.
+
+``nodelay=on`` on the console chardev: without it QEMU's socket leaves small writes to Nagle's
+algorithm and every request waits ~40 ms for the delayed ACK of the reply before it (setting
+TCP_NODELAY on our side alone does not help; QEMU's ``chardev/char-socket.c`` sets it on its
+own socket only when asked).
+
+Emulated cost: with ``-icount``, guest time advances exactly ``2**shift`` ns per instruction while
+the guest runs, so an inference's ticks on the device clock (SysTick, counting virtual time) give
+its instructions: ``ticks * 1e9 / clock_hz / 2**shift``. That is the inference itself, the span
+the firmware times, without the UART handling around the request that Renode's count includes.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from hil import tools
-from hil.backends import Backend, firmware_image, free_tcp_port, missing_firmware
+from hil.backends import Backend, EmulatorCost, firmware_image, free_tcp_port, missing_firmware
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, DeviceLost, DeviceTimeout
 from hil.options import QemuOptions
-from hil.phases import SPAWN
+from hil.phases import COST, SPAWN
+from hil.results import InferenceResult
+
+T = TypeVar("T")
 
 LISTEN_POLL_S = 0.02
 PROC_NET_TCP = Path("/proc/net/tcp")
@@ -67,7 +82,7 @@ class QemuBackend(Backend):
             "-machine", options.machine,
             "-cpu", options.cpu,
             "-nographic", "-monitor", "none", "-nodefaults",
-            "-serial", f"tcp:127.0.0.1:{self._port},server=on,wait=on",
+            "-serial", f"tcp:127.0.0.1:{self._port},server=on,wait=on,nodelay=on",
             "-icount", f"shift={options.icount_shift},align=off,sleep=on",
             "-rtc", "clock=vm",
             "-kernel", str(firmware_image(self.target, self.config)),
@@ -90,6 +105,19 @@ class QemuBackend(Backend):
     def stop(self) -> None:
         if self._qemu:
             self._qemu.stop()
+
+    def cost_of(self, action: Callable[[], T]) -> tuple[T, EmulatorCost | None]:
+        """Run ``action``; for an inference, its instructions from its ticks (see the module docstring)."""
+        started = time.monotonic()
+        result = action()
+        ended = time.monotonic()
+        if not isinstance(result, InferenceResult) or not result.clock_hz:
+            return result, None
+        virtual_s = result.ticks / result.clock_hz
+        shift = self.target.options_as(QemuOptions).icount_shift
+        cost = EmulatorCost(round(virtual_s * 1e9 / 2**shift), virtual_s, ended - started)
+        self.phases.add(COST, started, ended, instructions=cost.instructions, virtual_s=round(virtual_s, 6))
+        return result, cost
 
     def exit_reason(self) -> str | None:
         return self._qemu.exit_reason() if self._qemu else None

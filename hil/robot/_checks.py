@@ -85,7 +85,8 @@ class CheckKeywords(Keywords):
         metric = result.metric
         room = checks.headroom(result.score, metric.threshold, floor=metric.higher_is_better)
         logger.info(
-            f"{model}: {metric.name} {result.score:.4f}, {checks.bound_name(metric)} {metric.threshold:g} ({room})"
+            f"{model}: {metric.name} {result.score:.4f}, {checks.bound_name(metric)} {metric.threshold:g} ({room}) "
+            f"on {result.scope}"
         )
         if result.confusion is not None:
             logger.info(_confusion_html(result), html=True)

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -112,3 +113,43 @@ def test_inference_cost_and_snapshot_in_renode(target: str, tmp_path: Path) -> N
     # The same inference costs the same instructions, give or take the UART interrupts around it.
     assert abs(again.instructions - cost.instructions) < 0.05 * cost.instructions + 2000
     assert snapshot.stat().st_size > 0
+
+
+ISOLATION_SUITE = SUITES / "isolation_suite.py"
+
+
+def _isolation_run(target: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "pytest", str(ISOLATION_SUITE), f"--hil-target={target}", f"--hil-out={tmp_path}"]
+    argv += ["-p", "no:cacheprovider", "-v", "-rs"]
+    return subprocess.run(
+        argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False, env=os.environ | env
+    )
+
+
+@pytest.mark.slow
+def test_each_test_starts_from_a_clean_device_after_the_machine_reset(tmp_path: Path) -> None:
+    """What a test leaves behind (a running stream, half a frame, samples queued in the sensor) is gone
+    for the next one: the machine reset between tests is a real reset, however fast."""
+    target = TARGETS[0]
+    _require(target)
+    result = _isolation_run(target, tmp_path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "2 passed" in result.stdout
+
+
+@pytest.mark.slow
+def test_the_isolation_suite_sees_dirt_when_the_reset_is_turned_off(tmp_path: Path) -> None:
+    """The control: the same machine with reset_between_tests = false fails the second test, or the
+    suite would prove nothing."""
+    target = TARGETS[0]
+    _require(target)
+    config = load_config(root=ROOT)
+    catalog = tomllib.loads((ROOT / "hil" / "targets.toml").read_text(encoding="utf-8"))["targets"][target]
+    table = catalog | {"firmware": str(firmware_image(config.target(target), config)), "reset_between_tests": False}
+    lines = [f"models_dir = {json.dumps(str(config.models_dir))}", f'[targets."{target}-noreset"]']
+    lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
+    user = tmp_path / "hil.toml"
+    user.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = _isolation_run(f"{target}-noreset", tmp_path / "out", HIL_CONFIG=str(user))
+    assert "1 failed, 1 passed" in result.stdout, result.stdout[-4000:]
+    assert "the device did not boot again between the tests" in result.stdout

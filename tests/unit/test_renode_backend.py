@@ -361,9 +361,15 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     assert lines.index(f'mach create "{target.board_id}"') < lines.index(
         'emulation CreateServerSocketTerminal 4567 "hil_console" false'
     )
-    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n' in script.text
-    assert lines[-1] == "runMacro $reset"
-    assert script.commands[-1] == "runMacro $reset"
+    assert "logLevel 3" in lines  # warnings of unmodelled registers cost emulation time: errors only
+    # The firmware is loaded once; a machine reset keeps it (no LoadELF in the reset macro).
+    assert script.commands.count("sysbus LoadELF $bin") == 1
+    assert not any("LoadELF" in c for c in script.commands if c.startswith("macro"))
+    assert lines.index("sysbus LoadELF $bin") > lines.index(f"connector Connect {options(target).console} hil_console")
+    if options(target).reset_commands:
+        assert script.commands[-1] == "runMacro $reset"
+    else:
+        assert script.commands[-1] == "sysbus LoadELF $bin"
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
 
 
@@ -382,7 +388,7 @@ def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog
     assert model < bus < sensor
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
     # Zephyr's SysTick rate, not the repl's 72 MHz, after every machine reset too
-    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n    nvic Frequency 168000000\n"""' in script.commands
+    assert 'macro reset\n"""\n    nvic Frequency 168000000\n"""' in script.commands
     assert (rb.RENODE_MODELS / "Hil_STM32F4_I2C.cs").is_file()
 
 
@@ -437,7 +443,7 @@ def test_user_target_with_its_own_repl_sensor_and_commands(tmp_path: Path) -> No
     script = rb.build_script(config.target("renode:mine"), config, firmware=tmp_path / "fw.elf", console_port=9)
     platform = str(tmp_path / "boards/my board.repl").replace(" ", "\\ ")
     assert f"machine LoadPlatformDescription @{platform}" in script.commands
-    assert script.commands[4:9] == (
+    assert script.commands[5:10] == (
         'machine LoadPlatformDescriptionFromString "i2c0: I2C.Foo @ sysbus 0x4000"',
         'machine LoadPlatformDescriptionFromString "imu: Sensors.LSM6DSO_IMU @ i2c0 0x6b"',
         'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0xE0001000 '
@@ -548,6 +554,20 @@ def send(text):
     conn.sendall(text.replace("\n", "\n\r").encode())
 
 send("\nRenode, version 1.14.0.25149 (81da46c1-202308081346)\n\n(monitor) ")
+SCRIPT = ("using ", "$bin", "mach create", "machine LoadPlatformDescription", "logLevel", "connector Connect",
+          "sysbus LoadELF", "emulation ", "runMacro", "sysbus.")
+
+def script_line(command):
+    global prompt
+    if "@/nonexistent" in command:
+        return "There was an error executing command 'machine'\nCould not find file '/nonexistent/x.repl'"
+    if command.startswith("mach create"):
+        prompt = command.split('"')[1]
+    if command.startswith("emulation CreateServerSocketTerminal"):
+        keep.append(listen(int(command.split()[2])))  # listening before `start`, as in Renode
+        threading.Thread(target=console, args=(keep[-1], keep), daemon=True).start()
+    return ""
+
 pending = b""
 while True:
     data = conn.recv(4096)
@@ -559,22 +579,29 @@ while True:
         line = raw.decode()
         record("cmd " + line)
         out = ""
-        if line.startswith("include @"):
+        if line.startswith("include @") and not line.endswith(".cs"):
             for command in open(line[9:].replace("\\ ", " ")).read().splitlines():
-                if "@/nonexistent" in command:
-                    out = "There was an error executing command 'machine'\nCould not find file '/nonexistent/x.repl'"
+                if out := script_line(command):
                     break
-                if command.startswith("mach create"):
-                    prompt = command.split('"')[1]
-                if command.startswith("emulation CreateServerSocketTerminal"):
-                    keep.append(listen(int(command.split()[2])))  # listening before `start`, as in Renode
-                    threading.Thread(target=console, args=(keep[-1], keep), daemon=True).start()
+        elif line.startswith("include @"):
+            pass  # Renode compiles the C# model
         elif line.endswith(" ExecutedInstructions"):
             instructions += 12345
             out = "0x%X" % instructions
         elif line == "currentTime":
             virtual_us += 2500
             out = "Current virtual time: 00:00:%02d.%06d\nCurrent real time: 00:00:01.0" % divmod(virtual_us, 10**6)
+        elif line.startswith('python "') and "ExecutedInstructions" in line:
+            if os.environ.get("FAKE_RENODE_NO_PYTHON"):
+                out = "No such command or device: python"
+            else:
+                instructions += 12345
+                virtual_us += 2500
+                out = "%d 00:00:%02d.%06d" % ((instructions,) + divmod(virtual_us, 10**6))
+        elif line == "emulation GetTimeSourceInfo":
+            out = "Elapsed Virtual Time: 00:00:00.000000\nAdvance immediately: False\nQuantum: 00:00:00.000100"
+        elif line.startswith("emulation RunFor "):
+            virtual_us += round(float(line.split('"')[1]) * 10**6)
         elif line.startswith("Save @"):
             with open(line[6:].replace("\\ ", " "), "w") as f:
                 f.write("snapshot")
@@ -583,6 +610,8 @@ while True:
                 continue
             send("quit\nRenode is quitting\n")
             sys.exit(0)
+        elif line.startswith(SCRIPT):
+            out = script_line(line)
         elif line not in ("start", "pause", "machine Reset") and " Feed" not in line:
             out = "No such command or device: " + line.split()[0]
         send(line + "\n" + (out + "\n" if out else "") + "(%s) " % prompt)
@@ -646,8 +675,10 @@ def test_backend_starts_renode_headless_and_bridges_the_console(tmp_path: Path, 
     assert recorded[1] == f"tmpdir {backend.artifacts_dir / 'renode-tmp'}"
     assert recorded[2] == "negotiation " + OUR_1_14_ANSWER.hex()
     script = backend.artifacts_dir / "renode-renode-fake.resc"
-    assert recorded[3] == "cmd include " + resd.monitor_path(script)
-    assert recorded[4] == "cmd start"
+    commands = [line for line in script.read_text().splitlines() if line and not line.startswith(":")]
+    # The script's commands one at a time (each timed as its phase), then the time source, then start.
+    assert recorded[3 : 3 + len(commands)] == [f"cmd {c}" for c in commands]
+    assert recorded[3 + len(commands) :][:2] == ["cmd emulation GetTimeSourceInfo", "cmd start"]
     assert recorded[-1] == "cmd quit"
     assert "connector Connect sysbus.uart0 hil_console" in script.read_text()
     assert facts["renode"] == "1.14.0"
@@ -671,6 +702,38 @@ def test_backend_measures_instructions_and_virtual_time(tmp_path: Path) -> None:
     assert result == "inferred"
     assert (cost.instructions, cost.virtual_time_s) == (12345, pytest.approx(0.0025))
     assert cost.as_dict()["instructions"] == 12345
+
+
+@pytest.mark.parametrize("python", [True, False], ids=["monitor-python", "two-commands"])
+def test_counters_take_one_round_trip_where_the_monitor_has_python(
+    tmp_path: Path, fake_renode: Path, monkeypatch: pytest.MonkeyPatch, python: bool
+) -> None:
+    if not python:
+        monkeypatch.setenv("FAKE_RENODE_NO_PYTHON", "1")
+    backend = _backend(tmp_path)
+    try:
+        backend.start()
+        first, second = backend.counters(), backend.counters()
+    finally:
+        backend.stop()
+    assert (second.instructions - first.instructions, second.virtual_time_s - first.virtual_time_s) == (
+        12345,
+        pytest.approx(0.0025),
+    )
+    commands = [line[4:] for line in _recorded(fake_renode) if line.startswith("cmd ")]
+    reads = commands[commands.index("start") + 1 : commands.index("quit")]
+    if python:
+        assert reads == [rb.counters_python("sysbus.cpu")] * 2
+    else:  # asked once, then the two plain commands
+        assert reads == [rb.counters_python("sysbus.cpu"), *["sysbus.cpu ExecutedInstructions", "currentTime"] * 2]
+
+
+def test_monitor_numbers_parse() -> None:
+    assert rb.parse_counters("1911720 00:00:00.235300\n") == rb.EmulatorCounters(1911720, pytest.approx(0.2353))
+    assert rb.monitor.parse_quantum("State: Idle\nQuantum: 00:00:00.000100\n") == "0.000100"
+    assert rb.monitor.parse_quantum("no quantum here") == "0.000100"
+    with pytest.raises(ConfigError, match=r"expected `<instructions> <HH:MM:SS\.ffffff>`"):
+        rb.parse_counters("Traceback: name 'x' is not defined")
 
 
 def test_backend_saves_snapshots(tmp_path: Path, fake_renode: Path) -> None:
@@ -729,6 +792,35 @@ def test_backend_plays_a_stimulus_into_the_accelerometer(
         fake_renode
     )
     assert not played
+
+
+def test_recording_runs_to_its_end_at_once_in_virtual_time(tmp_path: Path, fake_renode: Path) -> None:
+    stimulus = tmp_path / "wave.csv"
+    stimulus.write_text("t_s,accel_x_g,accel_y_g,accel_z_g\n0,0,0,1\n0.02,0.5,0,1\n")
+    backend = _backend(tmp_path, extra='accelerometer = "sysbus.i2c1.adxl345"')
+    try:
+        backend.start()
+        playback = backend.play_into_sensor(load_stimulus(stimulus))  # fed at 2.5 ms of virtual time
+        assert playback.run_to_end(timeout_s=10)
+        assert playback.played()
+    finally:
+        backend.stop()
+    commands = [line[4:] for line in _recorded(fake_renode) if line.startswith("cmd ")]
+    first = commands.index("pause")
+    run_for = commands[first + 4]
+    assert commands[first : first + 8] == [
+        "pause",  # RunFor runs a paused emulation
+        rb.counters_python("sysbus.cpu"),  # 5 ms: what is left of the recording is counted from here
+        "emulation SetGlobalAdvanceImmediately true",
+        'emulation SetGlobalQuantum "0.010000"',  # target option fast_forward_quantum_s
+        run_for,
+        'emulation SetGlobalQuantum "0.000100"',  # back to what the script left
+        "emulation SetGlobalAdvanceImmediately false",
+        "start",
+    ]
+    recording = load_stimulus(stimulus)
+    until_s = 0.0025 + recording.duration_s * 1.05 + 1 / recording.sample_rate_hz + 0.5
+    assert run_for == f'emulation RunFor "{until_s - 0.005:.6f}"'
 
 
 def test_backend_without_an_accelerometer_cannot_play_into_one(tmp_path: Path, fake_renode: Path) -> None:

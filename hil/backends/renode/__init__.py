@@ -18,7 +18,14 @@ from hil.backends.renode.install import (
     renode_tool,
     renode_version,
 )
-from hil.backends.renode.monitor import EmulatorCounters, MonitorClient, parse_number, parse_virtual_time
+from hil.backends.renode.monitor import (
+    EmulatorCounters,
+    MonitorClient,
+    counters_python,
+    parse_counters,
+    parse_number,
+    parse_virtual_time,
+)
 from hil.backends.renode.script import (
     DWT_ADDRESS,
     KNOWN_BUSES,
@@ -46,7 +53,9 @@ __all__ = [
     "SensorModel",
     "accelerometer",
     "build_script",
+    "counters_python",
     "find_renode",
+    "parse_counters",
     "parse_number",
     "parse_version",
     "parse_virtual_time",

@@ -38,13 +38,17 @@ from hil.backends.renode.monitor import (
     MONITOR_COMMAND_TIMEOUT_S,
     EmulatorCounters,
     MonitorClient,
+    counters_python,
+    parse_counters,
     parse_number,
+    parse_quantum,
     parse_virtual_time,
 )
+from hil.backends.renode.playback import queue_recording
 from hil.backends.renode.script import accelerometer, build_script, options
 from hil.config import HilConfig, Target, truthy
-from hil.errors import BackendUnavailable, ConfigError, HilError, SensorUnavailable
-from hil.phases import COST, COUNTERS, FIND, RUN, SCRIPT, SPAWN
+from hil.errors import BackendUnavailable, ConfigError, HilError
+from hil.phases import COST, COUNTERS, FIND, FIRMWARE, MODEL, PLATFORM, RUN, SCRIPT, SPAWN
 from hil.stimuli import Stimulus
 
 log = logging.getLogger(__name__)
@@ -75,6 +79,8 @@ class RenodeBackend(Backend):
     _monitor_port: int = 0
     _console_port: int = 0
     _robot_port: int = 0
+    _quantum: str = ""  # the time source as the script left it (emulation GetTimeSourceInfo)
+    _python_counters: bool = True
 
     @classmethod
     def unavailable_reason(cls, target: Target, config: HilConfig) -> str | None:
@@ -158,14 +164,25 @@ class RenodeBackend(Backend):
             self._script_path = self.artifacts_dir / f"renode-{self.target.board_id}.resc"
             self._script_path.write_text(script.text)
             self._monitor.expect_machine(script.machine)
-            with self.phases.span(SCRIPT):
-                self.execute(f"include {resd.monitor_path(self._script_path)}", MONITOR_SCRIPT_TIMEOUT_S)
+            self._run_script(script.commands)
+            self._quantum = self.execute("emulation GetTimeSourceInfo")
             with self.phases.span(RUN):
                 self.execute("start")
         except BaseException:
             self.stop()
             raise
         return f"socket://127.0.0.1:{self._console_port}"
+
+    def _run_script(self, commands: tuple[str, ...]) -> None:
+        """The script's commands one at a time (what ``include`` of the ``.resc`` does), each timed as
+        its phase; a multi-line command (the reset macro) goes through a file of its own."""
+        for command in commands:
+            if "\n" in command:
+                path = self.artifacts_dir / f"renode-{self.target.board_id}-macro.resc"
+                path.write_text(command + "\n")
+                command = f"include {resd.monitor_path(path)}"
+            with self.phases.span(_phase_of(command)):
+                self.execute(command, MONITOR_SCRIPT_TIMEOUT_S)
 
     def stop(self) -> None:
         monitor, self._monitor = self._monitor, None
@@ -221,9 +238,18 @@ class RenodeBackend(Backend):
             raise type(err)(f"{err}{f' ({reason})' if reason else ''}{where}") from err
 
     def counters(self) -> EmulatorCounters:
-        """Executed instructions of the target's CPU (option ``cpu``, default sysbus.cpu) and virtual time."""
+        """Executed instructions of the target's CPU (option ``cpu``, default sysbus.cpu) and virtual time.
+
+        Both are read at the same instant with one monitor round trip (a line of the monitor's
+        Python); a Renode whose monitor has no Python is asked twice.
+        """
         cpu = options(self.target).cpu
         with self.phases.span(COUNTERS):
+            if self._python_counters:
+                try:
+                    return parse_counters(self.execute(counters_python(cpu)))
+                except ConfigError:
+                    self._python_counters = False
             instructions = parse_number(self.execute(f"{cpu} ExecutedInstructions"))
             return EmulatorCounters(instructions, parse_virtual_time(self.execute("currentTime")))
 
@@ -239,6 +265,37 @@ class RenodeBackend(Backend):
         )
         self.phases.add(COST, started, ended, instructions=cost.instructions, virtual_s=round(cost.virtual_time_s, 6))
         return result, cost
+
+    @contextlib.contextmanager
+    def fast_forward(self) -> Iterator[None]:
+        """Let virtual time run as fast as the host allows for the block, idle periods included.
+
+        Renode's advance-immediately (``TimeSourceBase.AdvanceImmediately`` in renode-infrastructure
+        ``src/Emulator/Main/Time``): the time source stops sleeping to keep virtual time behind real
+        time. Instructions and their virtual time are the same; only the wait for real time goes.
+        Use it only while the host sends nothing: the firmware's 100 ms stale-frame rule
+        (docs/protocol.md) counts in virtual time, which must keep pace with real time while the
+        bytes of a request arrive.
+        """
+        fast = [
+            "emulation SetGlobalAdvanceImmediately true",
+            f'emulation SetGlobalQuantum "{options(self.target).fast_forward_quantum_s:.6f}"',
+        ]
+        normal = [
+            f'emulation SetGlobalQuantum "{parse_quantum(self._quantum)}"',
+            "emulation SetGlobalAdvanceImmediately false",
+        ]
+        for command in fast:
+            self.execute(command)
+        try:
+            yield
+        except BaseException:
+            with contextlib.suppress(HilError):  # Renode may be gone: keep the error that says why
+                for command in normal:
+                    self.execute(command)
+            raise
+        for command in normal:
+            self.execute(command)
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
@@ -267,48 +324,16 @@ class RenodeBackend(Backend):
         return path
 
     def play_into_sensor(self, stimulus: Stimulus) -> SensorPlayback:
-        """Queue a stimulus recording in the target's emulated accelerometer (sensor source 1 streams).
-
-        File-fed models hand out one sample per sample read (the firmware reads at the model's
-        rate in virtual time); RESD-fed models follow virtual time from now on. The playback is
-        over once the virtual time of the whole recording, plus one hop, has passed.
-        """
-        sensor = accelerometer(self.target)
-        if sensor is None:
-            raise SensorUnavailable(
-                f"target {self.target.name} has no emulated accelerometer: "
-                + str(
-                    options(self.target).sensor_unavailable
-                    or "set accelerometer (e.g. sysbus.i2c1.adxl345) in hil.toml, with the firmware built for a "
-                    "sensor at that address"
-                )
-            )
-        stem = f"stimulus-{stimulus.path.stem}-{sensor.name}"
-        now_s = self.counters().virtual_time_s
-        if sensor.model.feed == "resd":
-            path = resd.stimulus_to_resd(stimulus, self.artifacts_dir / f"{stem}.resd")
-            self.execute(resd.resd_feed_command(sensor.path, path, sample_offset_ns=-round(now_s * resd.NS_PER_S)))
-        else:
-            path = resd.write_feed_file(stimulus, self.artifacts_dir / f"{stem}.data", sensor.model.key)
-            self.execute(resd.feed_file_command(sensor.path, path, sensor.model.key))
-        return _VirtualTimePlayback(path, stimulus, self, now_s)
+        """Queue a stimulus recording in the target's emulated accelerometer (sensor source 1 streams);
+        see :mod:`hil.backends.renode.playback`."""
+        return queue_recording(self, self.target, self.artifacts_dir, stimulus)
 
 
-# The last window's inference and its event frame must fit in this much virtual time after the
-# recording's last sample (gesture on a 64 MHz M4: ~10 ms).
-PLAYBACK_TAIL_S = 0.5
-PLAYBACK_RATE_MARGIN = 1.05
-
-
-class _VirtualTimePlayback(SensorPlayback):
-    def __init__(self, path: Path, stimulus: Stimulus, backend: RenodeBackend, fed_at_s: float) -> None:
-        super().__init__(path, stimulus)
-        self._backend = backend
-        # Timer ticks round the firmware's sample period up (20 ms is 656 ticks of 32768 Hz on nRF):
-        # allow a few percent more than the recording.
-        self._until_s = (
-            fed_at_s + stimulus.duration_s * PLAYBACK_RATE_MARGIN + 1 / stimulus.sample_rate_hz + PLAYBACK_TAIL_S
-        )
-
-    def played(self) -> bool:
-        return self._backend.counters().virtual_time_s >= self._until_s
+def _phase_of(command: str) -> str:
+    if "LoadPlatformDescription " in command:
+        return PLATFORM
+    if command.startswith("include ") and command.endswith(".cs"):
+        return MODEL  # Renode compiles our C# peripheral model
+    if "LoadELF" in command:
+        return FIRMWARE
+    return SCRIPT

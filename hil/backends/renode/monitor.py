@@ -278,3 +278,35 @@ def parse_virtual_time(text: str) -> float:
     if not found:
         raise ConfigError(f"expected `Current virtual time: HH:MM:SS.ffffff` from Renode, got {text.strip()!r}")
     return int(found[1]) * 3600 + int(found[2]) * 60 + float(found[3])
+
+
+def counters_python(cpu: str) -> str:
+    """One monitor line that prints ``<executed instructions> <virtual time>`` of ``cpu``'s machine.
+
+    The monitor's Python (IronPython: ``self`` is the monitor) reads both at the same instant;
+    ``Machine[path]`` finds the CPU, ``LocalTimeSource.ElapsedVirtualTime`` is what ``currentTime``
+    prints for a one-machine emulation.
+    """
+    code = (
+        f"m = self.Machine; c = m['{cpu}']; "
+        "print('%d %s' % (c.ExecutedInstructions, m.LocalTimeSource.ElapsedVirtualTime))"
+    )
+    return f'python "{code}"'
+
+
+def parse_counters(text: str) -> EmulatorCounters:
+    """What :func:`counters_python` printed: ``1911720 00:00:00.235300``."""
+    found = re.search(r"^(\d+) (\d+:\d+:\d+(?:\.\d+)?)\s*$", text.strip(), re.MULTILINE)
+    if not found:
+        raise ConfigError(
+            f"expected `<instructions> <HH:MM:SS.ffffff>` from the monitor's Python, got {text.strip()!r}"
+        )
+    return EmulatorCounters(int(found[1]), parse_virtual_time(f"virtual time: {found[2]}"))
+
+
+def parse_quantum(time_source_info: str, default: str = "0.000100") -> str:
+    """The quantum from ``emulation GetTimeSourceInfo`` (``Quantum: 00:00:00.000100``) as monitor input."""
+    found = re.search(r"Quantum:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", time_source_info)
+    if not found:
+        return default
+    return f"{int(found[1]) * 3600 + int(found[2]) * 60 + float(found[3]):.6f}"
