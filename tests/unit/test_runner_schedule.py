@@ -27,7 +27,8 @@ def _scheduler(tmp_path: Path, jobs: int, estimates: dict[tuple[str, str], float
         lane.active += 1
         scheduler.running.append(unit)
 
-    def hold(lane: _Lane) -> None:  # instead of leasing and flashing a board
+    def hold(lane: _Lane, first: _Unit) -> None:  # instead of leasing and flashing a board
+        del first
         lane.hold = contextlib.ExitStack()
 
     scheduler._start = start  # type: ignore[method-assign]
