@@ -49,7 +49,7 @@ RUN_TIMEOUT_S = 3600.0
 ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("find", "find the emulator (version check)", (ph.FIND,)),
     ("spawn", "emulator start (process → monitor/console)", (ph.SPAWN,)),
-    ("script", "platform + models + firmware (one script)", (ph.SCRIPT,)),
+    ("script", "machine script (all of it where not split below)", (ph.SCRIPT,)),
     ("platform", "platform description (.repl)", (ph.PLATFORM,)),
     ("model", "compile our C# peripheral model", (ph.MODEL,)),
     ("firmware", "firmware load (ELF)", (ph.FIRMWARE,)),
@@ -65,6 +65,7 @@ ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("stop", "emulator stop", (ph.STOP,)),
 )
 REST = ("harness", "Robot/pytest, checks, reports (no span)")
+STARTUP = ("find", "spawn", "script", "platform", "model", "firmware", "run")
 
 
 @dataclass
@@ -94,6 +95,13 @@ class TargetRun:
     monitor_s: float = 0.0
     emulated_instructions: dict[str, list[float]] = field(default_factory=dict)  # metrics.json, per test
     tests: dict[str, str] = field(default_factory=dict)  # test -> status
+    suites_s: dict[str, float] = field(default_factory=dict)  # framework -> its process's wall time
+    instructions: dict[str, list[int]] = field(default_factory=dict)  # model -> every measured inference
+
+    @property
+    def busy_s(self) -> float:
+        """The suites' time added up (more than the wall time when they ran side by side)."""
+        return sum(self.suites_s.values()) or self.wall_s
 
 
 def row_of(phase: str) -> str | None:
@@ -164,13 +172,18 @@ def attribute(spans: list[dict[str, Any]]) -> tuple[dict[str, Row], int, float]:
     return rows, monitor_n, monitor_s
 
 
-def model_costs(spans: list[dict[str, Any]]) -> dict[str, ModelCost]:
-    """Per model: instructions and host time of the INFER requests measured in instructions."""
-    forest = _forest(spans)
+def measured_inferences(spans: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
+    """Per model, each inference measured in instructions: (instructions, host seconds of its request)."""
     measured: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for span, parent, _ in forest:
+    for span, parent, _ in _forest(spans):
         if span["phase"] == f"{ph.REQUEST}.INFER" and parent is not None and parent["phase"] == ph.COST:
             measured[span.get("model", "?")].append((parent["instructions"], parent["t1"] - parent["t0"]))
+    return measured
+
+
+def model_costs(spans: list[dict[str, Any]]) -> dict[str, ModelCost]:
+    """Per model: median instructions and host time of one inference, and the effective MIPS."""
+    measured = measured_inferences(spans)
     return {
         model: ModelCost(
             len(pairs),
@@ -188,7 +201,8 @@ def read_run(target: str, out_dir: Path, wall_s: float, exit_code: int) -> Targe
     spans = load_spans(out_dir)
     rows, monitor_n, monitor_s = attribute(spans)
     covered = sum(r.seconds for r in rows.values())
-    rows[REST[0]] = Row(max(0.0, wall_s - covered), 0)
+    suites_s = {s["framework"]: s["duration_s"] for s in metrics.get("suites") or [] if "duration_s" in s}
+    rows[REST[0]] = Row(max(0.0, (sum(suites_s.values()) or wall_s) - covered), 0)
     instructions: dict[str, list[float]] = defaultdict(list)
     for test in metrics["tests"]:
         for model, facts in (test.get("models") or {}).items():
@@ -206,6 +220,8 @@ def read_run(target: str, out_dir: Path, wall_s: float, exit_code: int) -> Targe
         monitor_s,
         dict(instructions),
         {f"{t['framework']}:{t['test']}": t["status"] for t in metrics["tests"]},
+        suites_s,
+        {model: [i for i, _ in pairs] for model, pairs in measured_inferences(spans).items()},
     )
 
 
@@ -225,15 +241,18 @@ def phase_table(run: TargetRun) -> Table:
         f"{run.target}: {run.wall_s:.1f} s wall, {s.get('passed', 0)} passed, {s.get('failed', 0)} failed, "
         f"{s.get('skipped', 0)} skipped (exit {run.exit_code}; load {run.load_avg[0]:.1f})"
     )
+    if len(run.suites_s) > 1 and run.busy_s > run.wall_s * 1.2:
+        side = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(run.suites_s.items()))
+        title += f"; suites side by side: {side}"
     table = Table(title=title)
     for column, justify in (("phase", "left"), ("n", "right"), ("s", "right"), ("share", "right")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     labels = {key: label for key, label, _ in ROWS} | {REST[0]: REST[1]}
     for key, row in run.rows.items():
         if row.seconds >= 0.005 or row.count:
-            share = row.seconds / run.wall_s if run.wall_s else 0.0
-            table.add_row(labels[key], str(row.count or ""), f"{row.seconds:.1f}", f"{share:.0%}")
+            table.add_row(labels[key], str(row.count or ""), f"{row.seconds:.1f}", f"{row.seconds / run.busy_s:.0%}")
     table.add_row(f"of which monitor round trips ({run.monitor_round_trips})", "", f"{run.monitor_s:.1f}", "")
+    table.add_row("suites' time (share base)", "", f"{run.busy_s:.1f}", "100%")
     return table
 
 
@@ -254,11 +273,16 @@ def compare_table(before: dict[str, Any], after: TargetRun) -> Table:
     for column in ("phase", "before s", "after s", "speed-up"):
         table.add_column(column, justify="right" if column != "phase" else "left")
     labels = {key: label for key, label, _ in ROWS} | {REST[0]: REST[1]}
-    for key, label in labels.items():
-        was = before["rows"].get(key, {}).get("seconds", 0.0)
-        now = after.rows.get(key, Row()).seconds
+
+    def add(label: str, was: float, now: float) -> None:
         if was >= 0.005 or now >= 0.005:
             table.add_row(label, f"{was:.1f}", f"{now:.1f}", f"{was / now:.1f}x" if now > 0.005 else "")
+
+    for key, label in labels.items():
+        add(label, before["rows"].get(key, {}).get("seconds", 0.0), after.rows.get(key, Row()).seconds)
+    startup = [before["rows"].get(k, {}).get("seconds", 0.0) for k in STARTUP], [after.rows[k].seconds for k in STARTUP]
+    add("emulator start-up, all of the above", sum(startup[0]), sum(startup[1]))
+    add("suites' time added up", sum((before.get("suites_s") or {}).values()) or before["wall_s"], after.busy_s)
     table.add_row(
         "total wall", f"{before['wall_s']:.1f}", f"{after.wall_s:.1f}", f"{before['wall_s'] / after.wall_s:.1f}x"
     )

@@ -108,7 +108,10 @@ def _evaluation(records: list[dict[str, Any]], info: Mapping[str, Any]) -> tuple
     floor = any("floor" in e for e in scored) or ("floor" in info and not any("ceiling" in e for e in scored))
     worst = (min if floor else max)(scored, key=lambda e: e["score"])
     bound = worst.get("floor", worst.get("ceiling", info.get("floor", info.get("ceiling"))))
-    return str(worst.get("metric", info.get("metric", "score"))), Limit(float(worst["score"]), bound, floor=floor)
+    name = str(worst.get("metric", info.get("metric", "score")))
+    if worst.get("set_samples"):  # a seeded subset of the evaluation set (eval_samples): say so
+        name += f" {worst.get('samples')}/{worst['set_samples']}"
+    return name, Limit(float(worst["score"]), bound, floor=floor)
 
 
 def _latency(

@@ -15,6 +15,7 @@ from hil.config import load_config
 from hil.errors import CheckFailed, ConfigError
 from hil.metrics import MetricsRecorder
 from hil.models import Metric, ModelZoo
+from hil.report.summary import _evaluation
 from hil.session import EVAL_SAMPLES_ENV, HilSession
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,3 +94,10 @@ def test_environment_overrides_the_target_option(tmp_path: Path, monkeypatch: py
     with pytest.raises(ConfigError, match="HIL_EVAL_SAMPLES='many'"):
         _ = session.eval_samples
     assert load_config(config).target("small").options.eval_samples == 40
+
+
+def test_the_end_of_run_summary_names_a_subset() -> None:
+    subset = {"evaluation": {"metric": "accuracy", "score": 0.99, "floor": 0.95, "samples": 100, "set_samples": 500}}
+    whole = {"evaluation": {"metric": "accuracy", "score": 0.99, "floor": 0.95, "samples": 500}}
+    assert _evaluation([subset], {})[0] == "accuracy 100/500"
+    assert _evaluation([whole], {})[0] == "accuracy"
