@@ -22,7 +22,7 @@ from hil.robot._io import DeviceIoKeywords
 from hil.session import HilSession
 
 
-@library(scope="SUITE", version=__version__, doc_format="reST")
+@library(scope="GLOBAL", version=__version__, doc_format="reST")
 class HilLibrary(CheckKeywords, DeviceIoKeywords):
     """Keywords to test TinyML firmware through the tinyml-hil wire protocol.
 
@@ -47,6 +47,12 @@ class HilLibrary(CheckKeywords, DeviceIoKeywords):
     (``robot --variable HIL_TARGET:renode:nrf52840dk``), else ``$HIL_TARGET``, else the
     configuration's default (``reference``, the twin). ``hil run`` sets it for you.
 
+    **One device for consecutive suites.** Where the backend resets the whole machine between
+    tests (Renode), `Close Device` keeps the device running and the next suite's `Open Device` of
+    the same target takes it over after a machine reset, instead of starting a new emulator: each
+    suite still starts from a freshly reset device. The device stops when the run ends. Elsewhere
+    (the twin, QEMU, native_sim, boards) `Close Device` stops it, as it always did.
+
     **Results.** Each test leaves a record in ``${HIL_RESULTS}/metrics/robot.jsonl`` (default:
     Robot's output directory), merged into ``metrics.json`` by ``hil run``.
 
@@ -69,6 +75,20 @@ class HilLibrary(CheckKeywords, DeviceIoKeywords):
     def __init__(self) -> None:
         self.ROBOT_LIBRARY_LISTENER = self
         self._session: HilSession | None = None
+        self._opened_by: str | None = None  # the suite whose Open Device made the session current
+        self._opened_key: tuple[object, ...] = ()  # what it asked for: target, config, results folder
+        self._kept: tuple[tuple[object, ...], HilSession] | None = None  # closed by a suite, running on
+
+    def end_suite(self, data: Any, result: Any) -> None:  # noqa: ARG002 - listener signature
+        if self._session is not None and result.longname == self._opened_by:
+            self.close_device()  # a suite that opened the device and did not close it
+
+    def close(self) -> None:
+        """Listener: the run is over; stop every device still running."""
+        for session in (self._session, self._kept[1] if self._kept else None):
+            if session is not None:
+                session.close()
+        self._session, self._kept = None, None
 
     # --- listener: one metrics record per test ----------------------------------------------
 
@@ -110,7 +130,12 @@ class HilLibrary(CheckKeywords, DeviceIoKeywords):
         """
         target = target or _variable("HIL_TARGET")
         out_dir = _variable("HIL_RESULTS") or _variable("OUTPUT DIR")
-        self._session = HilSession("robot", target, config, Path(out_dir) if out_dir else None)
+        if self._session is not None:
+            self.close_device()
+        self._opened_key = (target, config, out_dir)
+        kept = self._take_kept(self._opened_key)
+        self._session = kept or HilSession("robot", target, config, Path(out_dir) if out_dir else None)
+        self._opened_by = _variable("SUITE NAME")
         device = self._session.device()
         info = device.info
         logger.info(
@@ -157,17 +182,42 @@ class HilLibrary(CheckKeywords, DeviceIoKeywords):
         # The robot server has its own monitor, with no machine selected: select ours.
         BuiltIn().run_keyword(f"{alias}.Execute Command", f'mach set "{facts["renode_machine"]}"')
 
+    def _take_kept(self, key: tuple[object, ...]) -> HilSession | None:
+        """The device an earlier suite closed, if it is the one asked for and resets to a clean state."""
+        kept, self._kept = self._kept, None
+        if kept is None:
+            return None
+        kept_key, session = kept
+        device = session.device_if_open
+        if kept_key == key and device is not None and not device.lost_reason():
+            try:
+                if device.reset_machine():
+                    return session
+            except HilError as err:
+                logger.warn(f"could not reset {session.target.name} for this suite, starting it afresh: {err}")
+        session.close()
+        return None
+
     @hil_keyword
     def close_device(self) -> None:
         """Stop the device and everything its backend started. Safe to call twice.
+
+        Where the backend resets the machine between tests (Renode), the device keeps running for
+        the next suite's `Open Device` of the same target, which resets it first; it stops when the
+        run ends.
 
         Example::
 
             Suite Teardown    Close Device
         """
-        if self._session:
-            self._session.close()
-            self._session = None
+        session, self._session = self._session, None
+        if session is None:
+            return
+        device = session.device_if_open
+        if device is not None and not device.lost_reason() and device.backend.machine_reset() is not None:
+            self._kept = (self._opened_key, session)
+            return
+        session.close()
 
     @hil_keyword
     def reset_device(self) -> DeviceInfo:

@@ -69,6 +69,9 @@ def test_every_suite_passes_in_renode(target: str, tmp_path: Path) -> None:
     else:
         assert all(t["status"] == "PASS" for t in sensor_tests), sensor_tests
         assert list(artifacts.rglob("stimulus-sequence-*.data")) or list(artifacts.rglob("stimulus-sequence-*.resd"))
+    # One Renode for all the Robot suites of the run: each suite takes over the machine after a reset.
+    robot_spans = [json.loads(line) for line in (artifacts / "robot" / "phases.jsonl").read_text().splitlines()]
+    assert sum(span["phase"] == "emulator.spawn" for span in robot_spans) == 1
     # Latency checks counted instructions and virtual time per inference.
     costs = [m["emulated_cost"] for t in metrics["tests"] for m in t["models"].values() if "emulated_cost" in m]
     assert costs
