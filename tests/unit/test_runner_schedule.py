@@ -79,3 +79,24 @@ def test_the_same_target_twice_is_refused(tmp_path: Path) -> None:
     request = RunRequest((config.target("reference"), config.target("reference")), tmp_path / "out")
     with pytest.raises(ConfigError, match="target reference is given twice"):
         run(config, request)
+
+
+def test_a_board_target_with_one_framework_takes_its_board_for_that_suite(tmp_path: Path) -> None:
+    config = load_config(root=ROOT)
+    target = config.target("board:nrf52840dk")
+    request = RunRequest((target,), tmp_path, frameworks=("pytest",), jobs=2)
+    scheduler = _Scheduler(config, request, suite_dirs(config), {target.name: tmp_path}, "run-1", None, RunObserver())
+    held: list[str] = []
+
+    def hold(lane: _Lane, first: _Unit) -> None:
+        held.append(f"{first.target.name} {first.framework} {first.sub_dir}")
+        lane.hold = contextlib.ExitStack()
+
+    def start(lane: _Lane, unit: _Unit) -> None:
+        lane.active += 1
+        scheduler.running.append(unit)
+
+    scheduler._hold = hold  # type: ignore[method-assign]
+    scheduler._start = start  # type: ignore[method-assign]
+    scheduler._start_ready()
+    assert held == [f"board:nrf52840dk pytest {tmp_path}"]
