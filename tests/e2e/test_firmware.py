@@ -150,3 +150,8 @@ def test_hil_suites_pass_on_the_firmware(
     golden = [t["models"][m]["golden"] for t in metrics["tests"] for m in t["models"] if "golden" in t["models"][m]]
     assert golden, "no golden-vector check ran"
     assert all(g["mismatched"] == 0 for g in golden), golden
+    if target.startswith("qemu"):  # every QEMU inference is counted in instructions: 5 a 25 MHz SysTick tick
+        costs = [m["emulated_cost"] for t in metrics["tests"] for m in t["models"].values() if "emulated_cost" in m]
+        assert costs, "no latency check recorded emulated instructions"
+        assert all(c["instructions_median"] > 0 for c in costs)
+        assert all(c["virtual_us_median"] == pytest.approx(c["device_us_median"], rel=0.01) for c in costs)
