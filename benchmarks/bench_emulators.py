@@ -65,6 +65,7 @@ ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("stop", "emulator stop", (ph.STOP,)),
 )
 REST = ("harness", "Robot/pytest, checks, reports (no span)")
+WAKE_MIN = 1000  # instructions: more than this above an input's lowest count is an idle wake-up (nRF ~1,600)
 STARTUP = ("find", "spawn", "script", "platform", "model", "firmware", "run")
 
 
@@ -96,7 +97,7 @@ class TargetRun:
     emulated_instructions: dict[str, list[float]] = field(default_factory=dict)  # metrics.json, per test
     tests: dict[str, str] = field(default_factory=dict)  # test -> status
     suites_s: dict[str, float] = field(default_factory=dict)  # framework -> its process's wall time
-    instructions: dict[str, list[int]] = field(default_factory=dict)  # model -> every measured inference
+    instructions: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> each latency check's counts
 
     @property
     def busy_s(self) -> float:
@@ -175,10 +176,27 @@ def attribute(spans: list[dict[str, Any]]) -> tuple[dict[str, Row], int, float]:
 def measured_inferences(spans: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     """Per model, each inference measured in instructions: (instructions, host seconds of its request)."""
     measured: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    for span, parent, _ in _forest(spans):
-        if span["phase"] == f"{ph.REQUEST}.INFER" and parent is not None and parent["phase"] == ph.COST:
-            measured[span.get("model", "?")].append((parent["instructions"], parent["t1"] - parent["t0"]))
+    for model, checks in latency_checks(spans).items():
+        measured[model] = [pair for check in checks for pair in check]
     return measured
+
+
+def latency_checks(spans: list[dict[str, Any]]) -> dict[str, list[list[tuple[int, float]]]]:
+    """Per model, each latency check's inferences in order (the check cycles through the golden inputs
+    from the first, so the k-th inference of every check had the same input)."""
+    found = sorted(
+        (parent["pid"], parent["t0"], span.get("model", "?"), parent["instructions"], parent["t1"] - parent["t0"])
+        for span, parent, _ in _forest(spans)
+        if span["phase"] == f"{ph.REQUEST}.INFER" and parent is not None and parent["phase"] == ph.COST
+    )
+    checks: dict[str, list[list[tuple[int, float]]]] = defaultdict(list)
+    last: tuple[int, str] | None = None
+    for pid, _, model, instructions, host_s in found:
+        if (pid, model) != last:
+            checks[model].append([])
+            last = (pid, model)
+        checks[model][-1].append((instructions, host_s))
+    return checks
 
 
 def model_costs(spans: list[dict[str, Any]]) -> dict[str, ModelCost]:
@@ -221,7 +239,7 @@ def read_run(target: str, out_dir: Path, wall_s: float, exit_code: int) -> Targe
         dict(instructions),
         {f"{t['framework']}:{t['test']}": t["status"] for t in metrics["tests"]},
         suites_s,
-        {model: [i for i, _ in pairs] for model, pairs in measured_inferences(spans).items()},
+        {model: [[i for i, _ in check] for check in checks] for model, checks in latency_checks(spans).items()},
     )
 
 
@@ -289,6 +307,44 @@ def compare_table(before: dict[str, Any], after: TargetRun) -> Table:
     return table
 
 
+def instruction_table(before: dict[str, Any], after: TargetRun) -> Table:
+    """Instructions of one inference before and after, input by input.
+
+    The k-th inference of every latency check had the same golden input. Its wake-free count is
+    the lowest seen for that input; an inference above it by about one of the firmware's idle
+    wake-ups (its 20 ms main-loop tick fell inside the window between the two counter reads)
+    counts as "with wake-ups". Same wake-free counts before and after mean the firmware does the
+    same work per request; the medians differ by how often the window caught a wake-up.
+    """
+    table = Table(title=f"{after.target}: emulated instructions per inference, before → after")
+    for column in ("model", "median before", "median after", "same wake-free count ±1k", "with wake-ups b/a"):
+        table.add_column(column, justify="right")
+    was_all: dict[str, list[list[int]]] = before.get("instructions") or {}
+    for model in sorted(set(was_all) | set(after.instructions)):
+        was, now = was_all.get(model, []), after.instructions.get(model, [])
+        inputs = max((len(c) for c in was + now), default=0)
+        same = compared = 0
+        woke = [0, 0]
+        for k in range(inputs):
+            b = [c[k] for c in was if len(c) > k]
+            a = [c[k] for c in now if len(c) > k]
+            floor = min(b + a)
+            woke[0] += sum(v - floor > WAKE_MIN for v in b)
+            woke[1] += sum(v - floor > WAKE_MIN for v in a)
+            if b and a and min(b) - floor <= WAKE_MIN and min(a) - floor <= WAKE_MIN:
+                compared += 1
+                same += abs(min(b) - min(a)) <= WAKE_MIN  # the UART handling varies by a few hundred
+        flat_b, flat_a = [v for c in was for v in c], [v for c in now for v in c]
+        table.add_row(
+            model,
+            f"{statistics.median(flat_b):,.0f}" if flat_b else "",
+            f"{statistics.median(flat_a):,.0f}" if flat_a else "",
+            f"{same}/{compared} inputs",
+            f"{woke[0]}/{len(flat_b)} → {woke[1]}/{len(flat_a)}",
+        )
+    return table
+
+
 def emulated_targets(config: HilConfig, wanted: Iterable[str]) -> list[str]:
     names = list(wanted) or [name for name, t in config.targets.items() if t.backend in EMULATED]
     return [config.target(name).name for name in names]
@@ -326,6 +382,7 @@ def main() -> int:
             console.print(model_table(run))
         if name in before.get("runs", {}):
             console.print(compare_table(before["runs"][name], run))
+            console.print(instruction_table(before["runs"][name], run))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {"generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "cores": os.cpu_count(), "skipped": skipped}
