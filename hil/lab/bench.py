@@ -203,7 +203,12 @@ class Lab:
         except BaseException:
             lock.release()
             raise
-        return Lease(board, place.console_url(), lock, place)
+        try:
+            return Lease(board, place.console_url(), lock, place)
+        except BaseException:  # Ctrl-C or an error between acquiring and handing the lease out
+            place.release()
+            lock.release()
+            raise
 
     def _in_use(self, board: LabBoard) -> str:
         holder = BoardLock(self.config.lab_state_dir, board.id).holder()
