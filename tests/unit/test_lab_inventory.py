@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -123,3 +124,20 @@ def test_unknown_board_target_says_where_it_looked(tmp_path: Path) -> None:
     lab = Lab(config, load_lab_file(_write(tmp_path, TWISTER_MAP)), tmp_path / "map.yaml")
     with pytest.raises(ConfigError, match=r"no board serves board:esp32: lab file .*map.yaml; boards: 000683759358"):
         lab.boards_for(config.target("board:esp32"))
+
+
+def test_two_runs_asking_for_one_platform_with_two_boards_each_get_one(tmp_path: Path) -> None:
+    from hil.errors import BoardBusy
+
+    two_boards = "".join(
+        f"- id: dk-{n}\n  platform: nrf52840dk/nrf52840\n  runner: jlink\n  serial: /dev/ttyACM{n}\n" for n in (1, 2)
+    )
+    config = dataclasses.replace(load_config(root=tmp_path), lab_state_dir=tmp_path)
+    lab = Lab(config, load_lab_file(_write(tmp_path, two_boards)), None)
+    target = config.target("board:nrf52840dk")
+    first, second = lab.lease(target, purpose="run A"), lab.lease(target, purpose="run B")
+    assert {first.board.id, second.board.id} == {"dk-1", "dk-2"}
+    with pytest.raises(BoardBusy, match=r"board dk-1 is in use by pid \d+ .*run A.*board dk-2 is in use"):
+        lab.lease(target, purpose="run C")
+    first.release()
+    assert lab.lease(target, purpose="run C").board.id == first.board.id
