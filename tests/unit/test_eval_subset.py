@@ -101,3 +101,36 @@ def test_the_end_of_run_summary_names_a_subset() -> None:
     whole = {"evaluation": {"metric": "accuracy", "score": 0.99, "floor": 0.95, "samples": 500}}
     assert _evaluation([subset], {})[0] == "accuracy 100/500"
     assert _evaluation([whole], {})[0] == "accuracy"
+
+
+class ScoredDevice(RecordingDevice):
+    """Answers anomaly's inputs with the output that marks the first ``wrong`` samples as misjudged."""
+
+    def __init__(self, zoo: ModelZoo, model: str, wrong: set[int]) -> None:
+        super().__init__(zoo, model)
+        self._ev = zoo.eval_set(model)
+        self._index = {np.asarray(x, dtype=np.float64).tobytes(): i for i, x in enumerate(self._ev.x)}
+        self._wrong = wrong
+        self._spec = zoo.manifest(model).output
+
+    def infer_values(self, model: str, values: np.ndarray) -> SimpleNamespace:
+        del model
+        self.inputs.append(np.asarray(values))
+        index = self._index[np.asarray(values, dtype=np.float64).tobytes()]
+        anomalous = bool(self._ev.y[index]) != (index in self._wrong)
+        return SimpleNamespace(output=self._spec.quantize(np.full(self._spec.shape, 1.0 if anomalous else 0.0)))
+
+
+def test_a_subset_that_misses_its_floor_is_rescored_on_the_whole_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, zoo: ModelZoo
+) -> None:
+    chosen = checks.eval_subset(1200, 50)
+    assert chosen is not None
+    device = ScoredDevice(zoo, "anomaly", wrong=set(chosen[:10].tolist()))  # 10 of the subset's 50 wrong
+    monkeypatch.setenv(EVAL_SAMPLES_ENV, "50")
+    session = HilSession("pytest", "reference", None, tmp_path)
+    monkeypatch.setattr(session, "device", lambda: device)
+    result = session.evaluate("anomaly")
+    assert (result.samples, result.set_samples) == (1200, None)  # the whole set decided
+    assert result.ok  # 10 wrong of 1200
+    assert len(device.inputs) == 50 + 1200
