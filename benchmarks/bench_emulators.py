@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -98,6 +99,7 @@ class TargetRun:
     tests: dict[str, str] = field(default_factory=dict)  # test -> status
     suites_s: dict[str, float] = field(default_factory=dict)  # framework -> its process's wall time
     instructions: dict[str, list[list[int]]] = field(default_factory=dict)  # model -> each latency check's counts
+    cpu_s: float = 0.0  # user + system seconds of the run and every process it waited for (emulators included)
 
     @property
     def busy_s(self) -> float:
@@ -247,17 +249,27 @@ def run_target(config: HilConfig, target: str, out_dir: Path, extra: list[str], 
     argv = [sys.executable, "-m", "hil.cli", "run", "--target", target, "--out", str(out_dir), *extra]
     console.print(f"[bold]{target}[/bold]: {' '.join(argv[2:])} (load average {os.getloadavg()[0]:.1f})")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), _children_cpu_s()
     with (out_dir.parent / f"{out_dir.name}.log").open("w") as log:
         proc = subprocess.run(argv, cwd=config.root, stdout=log, stderr=subprocess.STDOUT, timeout=RUN_TIMEOUT_S)
-    return read_run(target, out_dir, time.monotonic() - started, proc.returncode)
+    run = read_run(target, out_dir, time.monotonic() - started, proc.returncode)
+    run.cpu_s = round(_children_cpu_s() - cpu_before, 1)
+    return run
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of the processes this one waited for, and of theirs (less sensitive to load than wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def phase_table(run: TargetRun) -> Table:
     s = run.summary
     title = (
         f"{run.target}: {run.wall_s:.1f} s wall, {s.get('passed', 0)} passed, {s.get('failed', 0)} failed, "
-        f"{s.get('skipped', 0)} skipped (exit {run.exit_code}; load {run.load_avg[0]:.1f})"
+        f"{s.get('skipped', 0)} skipped (exit {run.exit_code}; load {run.load_avg[0]:.1f}"
+        + (f"; {run.cpu_s:.0f} CPU-s" if run.cpu_s else "")
+        + ")"
     )
     if len(run.suites_s) > 1 and run.busy_s > run.wall_s * 1.2:
         side = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in sorted(run.suites_s.items()))
