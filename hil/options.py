@@ -121,6 +121,7 @@ class RenodeOptions(FirmwareOptions):
     reset_commands: Strings = ()
     reset_between_tests: bool = True
     log_level: Literal["noisy", "debug", "info", "warning", "error"] = "error"  # Renode's log (renode.log)
+    quantum_s: Annotated[float, Field(gt=0, le=1)] = 0.001  # Renode's time quantum (its default 0.0001)
     fast_forward_quantum_s: Annotated[float, Field(gt=0, le=1)] = 0.01  # while virtual time runs ahead
     sensor_unavailable: Text | None = None
     robot_server: bool = False

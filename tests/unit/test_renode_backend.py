@@ -362,6 +362,7 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
         'emulation CreateServerSocketTerminal 4567 "hil_console" false'
     )
     assert "logLevel 3" in lines  # warnings of unmodelled registers cost emulation time: errors only
+    assert 'emulation SetGlobalQuantum "0.001000"' in lines  # an idle Renode syncs 1,000 times a second, not 10,000
     # The firmware is loaded once; a machine reset keeps it (no LoadELF in the reset macro).
     assert script.commands.count("sysbus LoadELF $bin") == 1
     assert not any("LoadELF" in c for c in script.commands if c.startswith("macro"))
@@ -443,13 +444,14 @@ def test_user_target_with_its_own_repl_sensor_and_commands(tmp_path: Path) -> No
     script = rb.build_script(config.target("renode:mine"), config, firmware=tmp_path / "fw.elf", console_port=9)
     platform = str(tmp_path / "boards/my board.repl").replace(" ", "\\ ")
     assert f"machine LoadPlatformDescription @{platform}" in script.commands
-    assert script.commands[5:10] == (
+    assert script.commands[5:11] == (
         'machine LoadPlatformDescriptionFromString "i2c0: I2C.Foo @ sysbus 0x4000"',
         'machine LoadPlatformDescriptionFromString "imu: Sensors.LSM6DSO_IMU @ i2c0 0x6b"',
         'machine LoadPlatformDescriptionFromString "dwt: Miscellaneous.DWT @ sysbus 0xE0001000 '
         '{ frequency: 64000000 }"',
         "sysbus.cpu PerformanceInMips 250",
-        'emulation SetGlobalQuantum "0.0001"',
+        'emulation SetGlobalQuantum "0.001000"',  # option quantum_s (default 1 ms) ...
+        'emulation SetGlobalQuantum "0.0001"',  # ... which the target's own renode_commands may change
     )
 
 
