@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TARGET ?= reference
 OUT    ?= results
 
-.PHONY: run test lint docs doc-tables bench bench-jobs vectors system-deps core-test fuzz clean
+.PHONY: run test lint docs doc-tables bench bench-jobs bench-emulators vectors system-deps core-test fuzz clean
 
 # Debian tools some tests use; without them those tests skip and say why.
 # espeak-ng: regenerating the kws data bit for bit; clang + libclang-rt-14-dev (libFuzzer and the
@@ -62,6 +62,11 @@ bench: $(VENV)/.installed-run
 # hil run over two twin targets, --jobs 2 against --jobs 1: prints the ratio
 bench-jobs: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/bench_jobs.py
+
+# Full suites on every emulated target that can run here, phase by phase (JSON: results/bench-emulators.json);
+# compare with an earlier file: make bench-emulators BEFORE=old.json
+bench-emulators: $(VENV)/.installed-run
+	$(BIN)/python benchmarks/bench_emulators.py --json results/bench-emulators.json $(if $(BEFORE),--compare $(BEFORE))
 
 # The figures tables in docs/firmware.md and docs/renode.md, from the built images and the results
 # bundles given in RESULTS (e.g. make doc-tables RESULTS="results/qemu results/renode").
