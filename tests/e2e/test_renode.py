@@ -109,12 +109,14 @@ def test_inference_cost_and_snapshot_in_renode(target: str, tmp_path: Path) -> N
     with Device(config.target(target), config, tmp_path) as dut:
         backend = dut.backend
         assert isinstance(backend, RenodeBackend)
-        _, cost = backend.cost_of(lambda: dut.infer_values("sine", [1.5708]))
-        _, again = backend.cost_of(lambda: dut.infer_values("sine", [1.5708]))
+        counts = [backend.cost_of(lambda: dut.infer_values("sine", [1.5708]))[1].instructions for _ in range(6)]
         snapshot = backend.save_snapshot(tmp_path / "snapshot.save")
-    assert cost.instructions > 0
-    # The same inference costs the same instructions, give or take the UART interrupts around it.
-    assert abs(again.instructions - cost.instructions) < 0.05 * cost.instructions + 2000
+    assert min(counts) > 0
+    # The same inference costs the same instructions, give or take the UART interrupts around it. A
+    # measurement whose window (two monitor round trips: long on a busy host) caught the firmware's
+    # 20 ms idle tick also counts that wake-up (~1,600 on nRF52840): the least of a few is the request's.
+    first, then = min(counts[:3]), min(counts[3:])
+    assert abs(then - first) < 0.05 * first + 2000, counts
     assert snapshot.stat().st_size > 0
 
 
