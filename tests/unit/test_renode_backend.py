@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import sys
 import textwrap
 import threading
@@ -363,15 +364,50 @@ def test_script_builds_machine_bridges_console_and_loads_firmware(catalog: HilCo
     )
     assert "logLevel 3" in lines  # warnings of unmodelled registers cost emulation time: errors only
     assert 'emulation SetGlobalQuantum "0.001000"' in lines  # an idle Renode syncs 1,000 times a second, not 10,000
-    # The firmware is loaded once; a machine reset keeps it (no LoadELF in the reset macro).
-    assert script.commands.count("sysbus LoadELF $bin") == 1
-    assert not any("LoadELF" in c for c in script.commands if c.startswith("macro"))
     assert lines.index("sysbus LoadELF $bin") > lines.index(f"connector Connect {options(target).console} hil_console")
-    if options(target).reset_commands:
-        assert script.commands[-1] == "runMacro $reset"
-    else:
-        assert script.commands[-1] == "sysbus LoadELF $bin"
+    assert script.commands[-1] == "runMacro $reset"
     assert "start" not in script.commands  # the backend starts the emulation after the script ran
+
+
+def arm_elf(path: Path, sections: list[tuple[int, int]], loads: list[tuple[int, int, int]]) -> Path:
+    """A minimal 32-bit little-endian Arm ELF: (address, flags) sections, (vaddr, paddr, size) PT_LOAD segments."""
+    ehsize, phentsize, shentsize = 52, 32, 40
+    phoff, shoff = ehsize, ehsize + phentsize * len(loads)
+    header = struct.pack(
+        "<16sHHIIIIIHHHHHH", b"\x7fELF\x01\x01\x01" + bytes(9), 2, 40, 1, 0, phoff, shoff, 0, ehsize,
+        phentsize, len(loads), shentsize, len(sections) + 1, 0,
+    )  # fmt: skip
+    program = b"".join(struct.pack("<IIIIIIII", 1, 0, v, pa, size, size, 5, 4) for v, pa, size in loads)
+    null = bytes(shentsize)
+    table = b"".join(struct.pack("<IIIIIIIIII", 0, 1, flags, address, 0, 16, 0, 0, 4, 0) for address, flags in sections)
+    path.write_bytes(header + program + null + table)
+    return path
+
+
+def test_vector_table_is_where_renode_guesses_it_after_a_load(tmp_path: Path) -> None:
+    alloc, plain = 0x2, 0x0
+    stm32 = arm_elf(
+        tmp_path / "stm32.elf",
+        [(0x20000000, alloc), (0x08000000, alloc), (0x00000000, plain)],  # data (stored in flash), vectors, debug
+        [(0x08000000, 0x08000000, 0x4000), (0x20000000, 0x08004000, 0x100)],
+    )
+    assert rb.script.vector_table_address(stm32) == 0x08000000
+    booted = arm_elf(tmp_path / "nano.elf", [(0x10000, alloc), (0x20000000, alloc)], [(0x10000, 0x10000, 0x100)])
+    assert rb.script.vector_table_address(booted) == 0x10000  # an image behind a bootloader
+    assert rb.script.vector_table_address(tmp_path / "missing.elf") is None
+    (tmp_path / "not.elf").write_bytes(b"\x7fELF")
+    assert rb.script.vector_table_address(tmp_path / "not.elf") is None
+
+
+def test_a_reset_points_the_core_at_the_vector_table_instead_of_loading_the_image_again(
+    catalog: HilConfig, tmp_path: Path
+) -> None:
+    image = arm_elf(tmp_path / "fw.elf", [(0x08000000, 0x2)], [(0x08000000, 0x08000000, 0x100)])
+    script = rb.build_script(catalog.target("renode:stm32f4_disco"), catalog, firmware=image, console_port=1)
+    assert script.commands.count("sysbus LoadELF $bin") == 1  # once, at the start
+    macro = 'macro reset\n"""\n    sysbus.cpu VectorTableOffset 0x8000000\n    nvic Frequency 168000000\n"""'
+    assert macro in script.commands
+    assert script.commands[-1] == "runMacro $reset"
 
 
 def _stm32f4_disco_script(catalog: HilConfig, version: tuple[int, int, int]) -> rb.RenodeScript:
@@ -389,7 +425,8 @@ def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog
     assert model < bus < sensor
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
     # Zephyr's SysTick rate, not the repl's 72 MHz, after every machine reset too
-    assert 'macro reset\n"""\n    nvic Frequency 168000000\n"""' in script.commands
+    # /fw.elf is no Arm image we can read: a reset loads it again; then Zephyr's SysTick rate.
+    assert 'macro reset\n"""\n    sysbus LoadELF $bin\n    nvic Frequency 168000000\n"""' in script.commands
     assert (rb.RENODE_MODELS / "Hil_STM32F4_I2C.cs").is_file()
 
 
@@ -677,7 +714,10 @@ def test_backend_starts_renode_headless_and_bridges_the_console(tmp_path: Path, 
     assert recorded[1] == f"tmpdir {backend.artifacts_dir / 'renode-tmp'}"
     assert recorded[2] == "negotiation " + OUR_1_14_ANSWER.hex()
     script = backend.artifacts_dir / "renode-renode-fake.resc"
-    commands = [line for line in script.read_text().splitlines() if line and not line.startswith(":")]
+    macro = backend.artifacts_dir / "renode-renode-fake-macro.resc"
+    text = script.read_text()
+    text = text.replace(macro.read_text(), f"include {resd.monitor_path(macro)}\n")  # multi-line: from its file
+    commands = [line for line in text.splitlines() if line and not line.startswith(":")]
     # The script's commands one at a time (each timed as its phase), then the time source, then start.
     assert recorded[3 : 3 + len(commands)] == [f"cmd {c}" for c in commands]
     assert recorded[3 + len(commands) :][:2] == ["cmd emulation GetTimeSourceInfo", "cmd start"]
