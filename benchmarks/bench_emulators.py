@@ -313,6 +313,8 @@ def compare_table(before: dict[str, Any], after: TargetRun) -> Table:
     startup = [before["rows"].get(k, {}).get("seconds", 0.0) for k in STARTUP], [after.rows[k].seconds for k in STARTUP]
     add("emulator start-up, all of the above", sum(startup[0]), sum(startup[1]))
     add("suites' time added up", sum((before.get("suites_s") or {}).values()) or before["wall_s"], after.busy_s)
+    if before.get("cpu_s") and after.cpu_s:
+        add("CPU seconds (all processes)", before["cpu_s"], after.cpu_s)
     table.add_row(
         "total wall", f"{before['wall_s']:.1f}", f"{after.wall_s:.1f}", f"{before['wall_s'] / after.wall_s:.1f}x"
     )
@@ -370,6 +372,7 @@ def main() -> int:
     parser.add_argument("--compare", type=Path, help="a JSON file of an earlier run: print before/after")
     parser.add_argument("--from-results", type=Path, help="read a finished `hil run --out` folder instead of running")
     parser.add_argument("--wall-s", type=float, default=0.0, help="with --from-results: the run's wall time")
+    parser.add_argument("--cpu-s", type=float, default=0.0, help="with --from-results: the run's CPU seconds")
     parser.add_argument("hil_run_args", nargs="*", help="more `hil run` arguments (after --)")
     args = parser.parse_args()
     console = Console()
@@ -381,6 +384,7 @@ def main() -> int:
         target = config.target(name)
         if args.from_results:
             run = read_run(name, args.from_results, args.wall_s, 0)
+            run.cpu_s = args.cpu_s
         elif reason := unavailable_reason(target, config):
             skipped[name] = reason
             console.print(f"[yellow]skipped[/yellow] {name}: {reason}")
