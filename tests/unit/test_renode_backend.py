@@ -714,13 +714,21 @@ def test_backend_starts_renode_headless_and_bridges_the_console(tmp_path: Path, 
     assert recorded[1] == f"tmpdir {backend.artifacts_dir / 'renode-tmp'}"
     assert recorded[2] == "negotiation " + OUR_1_14_ANSWER.hex()
     script = backend.artifacts_dir / "renode-renode-fake.resc"
-    macro = backend.artifacts_dir / "renode-renode-fake-macro.resc"
-    text = script.read_text()
-    text = text.replace(macro.read_text(), f"include {resd.monitor_path(macro)}\n")  # multi-line: from its file
-    commands = [line for line in text.splitlines() if line and not line.startswith(":")]
-    # The script's commands one at a time (each timed as its phase), then the time source, then start.
-    assert recorded[3 : 3 + len(commands)] == [f"cmd {c}" for c in commands]
-    assert recorded[3 + len(commands) :][:2] == ["cmd emulation GetTimeSourceInfo", "cmd start"]
+    # The script's commands in steps: the platform and the firmware alone (each timed as its phase), the
+    # rest in runs from files of their own; then the time source, then start.
+    end = recorded.index("cmd emulation GetTimeSourceInfo")
+    assert recorded[end + 1] == "cmd start"
+    sent = []
+    for line in recorded[3:end]:
+        step = line.removeprefix("cmd ")
+        if step.startswith("include @") and "renode-renode-fake-" in step:
+            sent += Path(step.removeprefix("include @").replace("\\ ", " ")).read_text().splitlines()
+        else:
+            sent.append(step)
+    assert sent == [line for line in script.read_text().splitlines() if line and not line.startswith(":")]
+    assert "cmd machine LoadPlatformDescription @platforms/cpus/nrf52840.repl" in recorded[3:end]
+    assert "cmd sysbus LoadELF $bin" in recorded[3:end]
+    assert len(recorded[3:end]) <= 5  # monitor round trips for the whole script
     assert recorded[-1] == "cmd quit"
     assert "connector Connect sysbus.uart0 hil_console" in script.read_text()
     assert facts["renode"] == "1.14.0"

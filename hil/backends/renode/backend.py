@@ -174,14 +174,23 @@ class RenodeBackend(Backend):
         return f"socket://127.0.0.1:{self._console_port}"
 
     def _run_script(self, commands: tuple[str, ...]) -> None:
-        """The script's commands one at a time (what ``include`` of the ``.resc`` does), each timed as
-        its phase; a multi-line command (the reset macro) goes through a file of its own."""
+        """The script's commands (what ``include`` of the whole ``.resc`` would do), in steps timed as
+        their phases: the platform, our C# model and the firmware one by one, each run of the other
+        commands at once from a small file of its own (one monitor round trip each)."""
+        steps: list[tuple[str, list[str]]] = []
         for command in commands:
-            if "\n" in command:
-                path = self.artifacts_dir / f"renode-{self.target.board_id}-macro.resc"
-                path.write_text(command + "\n")
+            phase = _phase_of(command)
+            if steps and phase == SCRIPT and steps[-1][0] == SCRIPT:
+                steps[-1][1].append(command)
+            else:
+                steps.append((phase, [command]))
+        for number, (phase, lines) in enumerate(steps):
+            command = lines[0]
+            if len(lines) > 1 or "\n" in command:
+                path = self.artifacts_dir / f"renode-{self.target.board_id}-{number}.resc"
+                path.write_text("\n".join(lines) + "\n")
                 command = f"include {resd.monitor_path(path)}"
-            with self.phases.span(_phase_of(command)):
+            with self.phases.span(phase):
                 self.execute(command, MONITOR_SCRIPT_TIMEOUT_S)
 
     def stop(self) -> None:
@@ -330,6 +339,7 @@ class RenodeBackend(Backend):
 
 
 def _phase_of(command: str) -> str:
+    command = command.split("\n", 1)[0]  # a macro's definition runs nothing yet
     if "LoadPlatformDescription " in command:
         return PLATFORM
     if command.startswith("include ") and command.endswith(".cs"):
