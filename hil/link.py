@@ -26,6 +26,11 @@ CONSOLE_TAIL_LINES = 200
 WRITE_CHUNK_BYTES = 1024  # well under a pty's buffer, so each write completes while we read between them
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT_S = 5.0
+# A partial frame from the device is given up (its bytes rescanned as text) after this much silence on
+# the host's clock. The device's own rule (protocol.STALE_FRAME_S) runs on the device's clock; wall time
+# on a loaded CI host can stall an emulator mid-frame for longer than that (seen: a Renode reply split
+# after its first 4 bytes for over 100 ms lost its sync and left its request waiting out 60 s).
+HOST_STALE_FRAME_S = 2.0
 
 
 class Link:
@@ -218,7 +223,7 @@ class Link:
             return self._decoded(data)
         if reason := self._exit_reason():
             raise DeviceLost(self._lost(f"{reason} while waiting for {what}"))
-        stale = time.monotonic() - self._last_rx > p.STALE_FRAME_S
+        stale = time.monotonic() - self._last_rx > HOST_STALE_FRAME_S
         return self._texts_kept(self._decoder.abandon_partial() if stale else [])
 
     def _decoded(self, data: bytes) -> list[p.Item]:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections import deque
 
 import pytest
+import serial
 
 from hil import protocol as p
 from hil.errors import DeviceError, DeviceLost, DeviceTimeout
@@ -129,3 +133,28 @@ def test_oversize_request_is_refused_before_anything_is_sent() -> None:
     with pytest.raises(ConfigError, match="ECHO payload of 65536 bytes exceeds dut's maximum of 4096 bytes"):
         link.request(p.MsgType.ECHO, bytes(65536), timeout_s=1)
     assert port.written == b""
+
+
+def test_reply_stalled_mid_frame_on_the_host_clock_still_arrives() -> None:
+    """A real pty; the device side sends a reply's first 4 bytes, stalls 0.4 s (an emulator descheduled
+    on a loaded host), then the rest: the host must not give the frame up and wait out its timeout."""
+    controller, device_fd = os.openpty()
+    port = serial.Serial(os.ttyname(device_fd), timeout=p.STALE_FRAME_S)
+    link = Link(port, name="dut")
+
+    def answer() -> None:
+        request = p.FrameDecoder().feed(os.read(controller, 256))[0]
+        reply = p.encode_frame(request.type | p.REPLY_FLAG, request.seq, b"pong")
+        os.write(controller, reply[:4])
+        time.sleep(0.4)
+        os.write(controller, reply[4:])
+
+    device = threading.Thread(target=answer)
+    device.start()
+    try:
+        assert link.request(p.MsgType.ECHO, b"pong", timeout_s=5) == b"pong"
+    finally:
+        device.join()
+        port.close()
+        os.close(controller)
+        os.close(device_fd)
