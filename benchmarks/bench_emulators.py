@@ -6,7 +6,7 @@
 For every emulated target of the configuration (``renode:*``, ``qemu:*``, ``native_sim``; or those
 given with ``--target``) that can run here, runs the full suites with ``hil run --target T`` and
 reads back the spans every device wrote to ``phases.jsonl`` (``hil.phases``): finding and starting
-the emulator, loading the platform, our C# peripheral model and the firmware, boot and handshake,
+the emulator, loading the platform, our C# models and the firmware, boot and handshake,
 per-test resets, inference and other requests, sensor feeding, monitor round trips. Each row of
 the table is a phase's share of the run's wall time; what no span covers is Robot/pytest, the
 checks and the reports. A second table gives, per model, the emulated instructions of one
@@ -52,7 +52,7 @@ ROWS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("spawn", "emulator start (process → monitor/console)", (ph.SPAWN,)),
     ("script", "machine script (all of it where not split below)", (ph.SCRIPT,)),
     ("platform", "platform description (.repl)", (ph.PLATFORM,)),
-    ("model", "compile our C# peripheral model", (ph.MODEL,)),
+    ("model", "compile our C# models (console bridge, I2C)", (ph.MODEL,)),
     ("firmware", "firmware load (ELF)", (ph.FIRMWARE,)),
     ("run", "start the emulation", (ph.RUN,)),
     ("boot", "boot until the firmware answers", (ph.BOOT,)),

@@ -123,6 +123,8 @@ class RenodeOptions(FirmwareOptions):
     log_level: Literal["noisy", "debug", "info", "warning", "error"] = "error"  # Renode's log (renode.log)
     quantum_s: Annotated[float, Field(gt=0, le=1)] = 0.001  # Renode's time quantum (its default 0.0001)
     fast_forward_quantum_s: Annotated[float, Field(gt=0, le=1)] = 0.01  # while virtual time runs ahead
+    # the console's TCP bridge: ours (models/HilSocketTerminal.cs, batched, no spinning) or Renode's own
+    console_terminal: Literal["hil", "renode"] = "hil"
     sensor_unavailable: Text | None = None
     robot_server: bool = False
     robot_server_port: Port | None = None

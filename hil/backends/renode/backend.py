@@ -171,7 +171,7 @@ class RenodeBackend(Backend):
         except BaseException:
             self.stop()
             raise
-        return f"socket://127.0.0.1:{self._console_port}"
+        return os.environ.get("HIL_PTY") or f"socket://127.0.0.1:{self._console_port}"
 
     def _run_script(self, commands: tuple[str, ...]) -> None:
         """The script's commands (what ``include`` of the whole ``.resc`` would do), in steps timed as
@@ -343,7 +343,7 @@ def _phase_of(command: str) -> str:
     if "LoadPlatformDescription " in command:
         return PLATFORM
     if command.startswith("include ") and command.endswith(".cs"):
-        return MODEL  # Renode compiles our C# peripheral model
+        return MODEL  # Renode compiles our C# model (a peripheral, the console bridge)
     if "LoadELF" in command:
         return FIRMWARE
     return SCRIPT

@@ -20,6 +20,7 @@ from hil.errors import ConfigError
 from hil.options import RenodeOptions
 
 CONSOLE_TERMINAL = "hil_console"
+CONSOLE_TERMINAL_MODEL = "HilSocketTerminal.cs"  # our batched bridge (models/), compiled by Renode
 EM_ARM, PT_LOAD, SHT_NULL, SHF_ALLOC = 40, 1, 0, 0x2  # <elf.h>
 # Renode's LogLevel values (renode-infrastructure src/Emulator/Main/Logging/LogLevel.cs).
 LOG_LEVELS: Mapping[str, int] = MappingProxyType({"noisy": -1, "debug": 0, "info": 1, "warning": 2, "error": 3})
@@ -168,6 +169,13 @@ def _platform_token(target: Target, config: HilConfig) -> str:
     return resd.monitor_path(local) if local.is_file() else "@" + platform.replace(" ", "\\ ")
 
 
+def _console_terminal(kind: str, port: int) -> str:
+    """The monitor command that puts the console UART's other end on TCP ``port`` of 127.0.0.1."""
+    if kind == "renode":  # Renode's own: a send() per byte, then its writer thread spins for 60 ms
+        return f'emulation CreateServerSocketTerminal {port} "{CONSOLE_TERMINAL}" false'
+    return f'emulation CreateHilSocketTerminal {port} "{CONSOLE_TERMINAL}"'
+
+
 def build_script(
     target: Target,
     config: HilConfig,
@@ -197,7 +205,14 @@ def build_script(
     """
     opts = options(target)
     machine = target.board_id
+    # Our console bridge is compiled first: it needs no machine, and the compile is its own timed step.
+    bridge = (
+        [f"include {resd.monitor_path(RENODE_MODELS / CONSOLE_TERMINAL_MODEL)}"]
+        if opts.console_terminal == "hil"
+        else []
+    )
     commands = [
+        *bridge,
         "using sysbus",
         f"$bin?={resd.monitor_path(firmware)}",
         f'mach create "{machine}"',
@@ -231,7 +246,7 @@ def build_script(
     commands.append(f'emulation SetGlobalQuantum "{opts.quantum_s:.6f}"')
     commands += opts.renode_commands
     commands += [
-        f'emulation CreateServerSocketTerminal {console_port} "{CONSOLE_TERMINAL}" false',
+        _console_terminal(opts.console_terminal, console_port),
         f"connector Connect {opts.console} {CONSOLE_TERMINAL}",
         "sysbus LoadELF $bin",
     ]
