@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -177,8 +178,21 @@ def build_dir_of(config: HilConfig, target: Target) -> Path:
     return config.build_dir / target.board_id
 
 
-def west_argv(west: Path, board: str, build_dir: Path, app_dir: Path, pristine: bool) -> list[str]:
-    return [str(west), "build", "-b", board, "-d", str(build_dir), "-p", "always" if pristine else "auto", str(app_dir)]
+def west_argv(
+    west: Path, board: str, build_dir: Path, app_dir: Path, pristine: bool, extra_conf: Sequence[Path] = ()
+) -> list[str]:
+    argv = [str(west), "build", "-b", board, "-d", str(build_dir), "-p", "always" if pristine else "auto", str(app_dir)]
+    # Always given, empty too: dropping a fragment from a target must reach a build folder that had it.
+    return [*argv, "--", f"-DEXTRA_CONF_FILE={';'.join(map(str, extra_conf))}"]
+
+
+def extra_conf_files(config: HilConfig, target: Target) -> tuple[Path, ...]:
+    """The target's ``firmware_conf`` fragments, resolved against firmware_dir; a missing one is a ConfigError."""
+    files = tuple(config.firmware_dir / name for name in getattr(target.options, "firmware_conf", ()))
+    for path in files:
+        if not path.is_file():
+            raise ConfigError(f"target {target.name}: firmware_conf names {path}, which does not exist")
+    return files
 
 
 def build_firmware(config: HilConfig, target: Target, pristine: bool, console: Console) -> BuildResult:
@@ -196,10 +210,13 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
     log.parent.mkdir(parents=True, exist_ok=True)
     # west finds its workspace from ZEPHYR_BASE when the current folder is outside it (west.util.west_topdir).
     env = {**os.environ, **toolchain.env, "ZEPHYR_BASE": str(workspace.path)}
-    argv = west_argv(west, board, build_dir, config.firmware_dir, pristine)
+    extra_conf = extra_conf_files(config, target)
+    argv = west_argv(west, board, build_dir, config.firmware_dir, pristine, extra_conf)
     if workspace.from_west:
         console.print(f"Zephyr: {workspace.path}, from the {workspace.source}")
     console.print(f"[bold]west build[/bold] {board} -> {build_dir} ({toolchain.description}); log: {log}")
+    if extra_conf:
+        console.print("Kconfig fragments of this target: " + ", ".join(p.name for p in extra_conf))
     started = time.monotonic()
     # The log sits next to the build folder: a pristine build empties the folder itself.
     log.write_bytes(b"")
@@ -218,7 +235,7 @@ def build_firmware(config: HilConfig, target: Target, pristine: bool, console: C
     image = firmware_path(build_dir, board)
     sizes = image_sizes(image, build_dir, output)
     build_id = protocol.find_build_id(image.read_bytes())
-    report = write_report(build_dir, target, board, toolchain, duration_s, image, sizes, build_id)
+    report = write_report(build_dir, target, board, toolchain, duration_s, image, sizes, build_id, extra_conf)
     print_sizes(console, target.name, board, duration_s, sizes, build_id)
     return BuildResult(
         target.name, board, build_dir, image, toolchain.description, duration_s, sizes, report, log, build_id
@@ -402,11 +419,13 @@ def write_report(
     image: Path,
     sizes: ImageSizes,
     build_id: str | None = None,
+    extra_conf: Sequence[Path] = (),
 ) -> Path:
     report = build_dir / MEMORY_REPORT
     data = {
         "target": target.name,
         "board": board,
+        "kconfig_fragments": [str(path) for path in extra_conf],
         "image": str(image),
         "build_id": build_id,
         "toolchain": toolchain.description,

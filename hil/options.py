@@ -97,6 +97,8 @@ class TargetOptions(Strict):
 
 class FirmwareOptions(TargetOptions):
     firmware: Text | None = None  # an image instead of <build_dir>/<target>/zephyr/zephyr.elf
+    # Kconfig fragments for this target's build only (relative to firmware_dir): west's EXTRA_CONF_FILE
+    firmware_conf: Strings = ()
 
 
 class ReferenceOptions(TargetOptions):

@@ -15,13 +15,13 @@ from hil.lab import inventory
 from hil.options import (
     BACKENDS,
     BoardOptions,
+    FirmwareOptions,
     QemuOptions,
     ReferenceOptions,
     RenodeOptions,
     ResetMethod,
     Runner,
     SensorModelName,
-    TargetOptions,
 )
 
 ARCHITECTURE_TARGETS = {
@@ -147,7 +147,7 @@ def test_one_table_names_every_backend_and_its_driver() -> None:
 
 
 def test_board_options_follow_the_lab_files_keys_and_choices() -> None:
-    keys = set(BoardOptions.model_fields) - set(TargetOptions.model_fields) - {"firmware"}
+    keys = set(BoardOptions.model_fields) - set(FirmwareOptions.model_fields)
     assert keys == (set(inventory.TWISTER_KEYS) | set(inventory.OUR_KEYS)) - {"id", "platform", "boot_timeout_s"}
     assert get_args(Runner) == inventory.RUNNERS
     assert get_args(ResetMethod) == inventory.RESET_METHODS

@@ -6,6 +6,7 @@ Every tree here is a fake one in tmp_path: a Zephyr tree is a folder with ``VERS
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from hil import tools
-from hil.build import find_workspace
+from hil.build import extra_conf_files, find_workspace, west_argv
 from hil.config import load_config
 from hil.errors import ConfigError
 
@@ -169,3 +170,27 @@ def test_a_tool_older_than_zephyr_needs_is_unusable(tmp_path: Path, monkeypatch:
     tool = tools.simple("cmake")
     assert not tool.usable
     assert "3.16.3 is older than the 3.20.5 Zephyr needs" in tool.why_not()
+
+
+def test_a_target_s_kconfig_fragments_reach_west_as_extra_conf_file(tmp_path: Path) -> None:
+    config = dataclasses.replace(load_config(root=tmp_path), firmware_dir=Path(__file__).parents[2] / "firmware")
+    renode = config.target("renode:stm32f4_disco")
+    fragments = extra_conf_files(config, renode)
+    assert fragments == (config.firmware_dir / "renode.conf",)  # the catalog's renode targets drop the MPU
+    assert "CONFIG_ARM_MPU=n" in fragments[0].read_text().splitlines()
+    argv = west_argv(Path("west"), "stm32f4_disco", tmp_path / "b", config.firmware_dir, False, fragments)
+    assert argv[-2:] == ["--", f"-DEXTRA_CONF_FILE={fragments[0]}"]
+    # a target without fragments still says so, so a build folder that had some loses them
+    qemu = config.target("qemu:mps2_an385")
+    assert extra_conf_files(config, qemu) == ()
+    assert west_argv(Path("west"), "mps2/an385", tmp_path / "b", config.firmware_dir, False)[-1] == "-DEXTRA_CONF_FILE="
+
+
+def test_a_missing_kconfig_fragment_is_named(tmp_path: Path) -> None:
+    (tmp_path / "hil.toml").write_text(
+        '[targets."renode:mine"]\nbackend = "renode"\nplatform = "p.repl"\nconsole = "sysbus.uart0"\n'
+        'zephyr_board = "nrf52840dk/nrf52840"\nfirmware_conf = ["nope.conf"]\n'
+    )
+    config = load_config(root=tmp_path)
+    with pytest.raises(ConfigError, match=r"renode:mine: firmware_conf names .*nope.conf, which does not exist"):
+        extra_conf_files(config, config.target("renode:mine"))
