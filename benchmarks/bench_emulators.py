@@ -335,7 +335,8 @@ def instruction_table(before: dict[str, Any], after: TargetRun) -> Table:
         table.add_column(column, justify="right")
     was_all: dict[str, list[list[int]]] = before.get("instructions") or {}
     for model in sorted(set(was_all) | set(after.instructions)):
-        was, now = was_all.get(model, []), after.instructions.get(model, [])
+        now = after.instructions.get(model, [])
+        was = _as_checks(was_all.get(model, []), len(now[0]) if now else 0)
         inputs = max((len(c) for c in was + now), default=0)
         same = compared = 0
         woke = [0, 0]
@@ -357,6 +358,14 @@ def instruction_table(before: dict[str, Any], after: TargetRun) -> Table:
             f"{woke[0]}/{len(flat_b)} → {woke[1]}/{len(flat_a)}",
         )
     return table
+
+
+def _as_checks(values: list[Any], size: int) -> list[list[int]]:
+    """Inferences grouped by latency check; files written before they were grouped hold one flat list."""
+    if values and isinstance(values[0], int):
+        size = size or len(values)
+        return [values[start : start + size] for start in range(0, len(values), size)]
+    return values
 
 
 def emulated_targets(config: HilConfig, wanted: Iterable[str]) -> list[str]:
