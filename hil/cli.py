@@ -22,10 +22,10 @@ from hil.config import HilConfig, load_config
 from hil.errors import BackendUnavailable, ConfigError, HilError
 from hil.lab import cli as lab_cli
 from hil.models import ModelZoo, verify_model
+from hil.progress import RunProgress
 from hil.report import cli as report_cli
 from hil.report.bundle import read_bundle
 from hil.report.merge import merge_bundles, merged_view
-from hil.report.progress import RunProgress
 from hil.report.summary import summary as run_summary
 from hil.report.summary import tests_table
 from hil.runner import MODELS_DIR_ENV, SUITE_TIMEOUT_S, SUITES, RunRequest, default_jobs, run, suite_dirs, suites_in
