@@ -24,6 +24,10 @@ except ImportError:  # not POSIX
 
 CONSOLE_TAIL_LINES = 200
 WRITE_CHUNK_BYTES = 1024  # well under a pty's buffer, so each write completes while we read between them
+# A TCP socket's send buffer takes any frame whole: one write, so no stall of this host can fall between
+# two parts of a request, where the device's stale-frame rule (on the device's clock, which in Renode runs
+# with real time while the guest waits) would give the request up.
+SOCKET_WRITE_CHUNK_BYTES = 64 * 1024
 DEFAULT_BAUD = 115200
 WRITE_TIMEOUT_S = 5.0
 # A partial frame from the device is given up (its bytes rescanned as text) after this much silence on
@@ -48,8 +52,10 @@ class Link:
         name: str,
         console_log: Path | None = None,
         exit_reason: Callable[[], str | None] = lambda: None,
+        write_chunk_bytes: int = WRITE_CHUNK_BYTES,
     ) -> None:
         self._port = port
+        self.write_chunk_bytes = write_chunk_bytes
         self._name = name
         self._exit_reason = exit_reason
         self._decoder = p.FrameDecoder()
@@ -94,7 +100,8 @@ class Link:
             port.open()
         except (serial.SerialException, OSError, ValueError, NotImplementedError) as err:
             raise DeviceLost(f"cannot open {name} console {url}: {err}") from err
-        return cls(port, name=name, console_log=console_log, exit_reason=exit_reason)
+        chunk = SOCKET_WRITE_CHUNK_BYTES if url.startswith("socket://") else WRITE_CHUNK_BYTES
+        return cls(port, name=name, console_log=console_log, exit_reason=exit_reason, write_chunk_bytes=chunk)
 
     def close(self) -> None:
         try:
@@ -116,8 +123,8 @@ class Link:
         would wait for each other. What is read meanwhile is kept for the next request or ``expect``.
         """
         try:
-            for start in range(0, len(data), WRITE_CHUNK_BYTES):
-                self._port.write(data[start : start + WRITE_CHUNK_BYTES])
+            for start in range(0, len(data), self.write_chunk_bytes):
+                self._port.write(data[start : start + self.write_chunk_bytes])
                 self._port.flush()
                 self._drain()
         except serial.SerialTimeoutException as err:

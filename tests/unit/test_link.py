@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import threading
 import time
 from collections import deque
@@ -12,7 +13,7 @@ import serial
 
 from hil import protocol as p
 from hil.errors import DeviceError, DeviceLost, DeviceTimeout
-from hil.link import Link
+from hil.link import WRITE_CHUNK_BYTES, Link
 
 
 class ScriptedPort:
@@ -158,3 +159,39 @@ def test_reply_stalled_mid_frame_on_the_host_clock_still_arrives() -> None:
         port.close()
         os.close(controller)
         os.close(device_fd)
+
+
+def test_a_socket_console_gets_each_request_in_one_write_a_pty_in_chunks() -> None:
+    """A TCP console (Renode, QEMU) takes a whole frame in one write, so no host stall can split a request;
+    a pty gets chunks with reads between them (its buffer is small and the device may be writing too)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    try:
+        link = Link.open(f"socket://127.0.0.1:{port}", name="dut", console_log=None, exit_reason=lambda: None)
+        peer, _ = server.accept()
+        try:
+            assert link.write_chunk_bytes >= p.FRAME_OVERHEAD_BYTES + p.DEFAULT_MAX_PAYLOAD_BYTES
+        finally:
+            link.close()
+            peer.close()
+    finally:
+        server.close()
+    controller, device_fd = os.openpty()
+    try:
+        link = Link.open(os.ttyname(device_fd), name="dut", console_log=None, exit_reason=lambda: None)
+        assert link.write_chunk_bytes == WRITE_CHUNK_BYTES
+        link.close()
+    finally:
+        os.close(controller)
+        os.close(device_fd)
+
+
+def test_writes_follow_the_link_s_chunk_size() -> None:
+    port = ScriptedPort()
+    sizes: list[int] = []
+    port.write = lambda data: sizes.append(len(data)) or len(data)  # type: ignore[method-assign]
+    Link(port, name="dut", write_chunk_bytes=1024).write_raw(bytes(3000))
+    assert sizes == [1024, 1024, 952]
+    sizes.clear()
+    Link(port, name="dut", write_chunk_bytes=64 * 1024).write_raw(bytes(3000))
+    assert sizes == [3000]
