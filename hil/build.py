@@ -30,6 +30,7 @@ from hil import protocol, tools
 from hil.backends._process import ChildProcess
 from hil.config import HilConfig, Target
 from hil.errors import BackendUnavailable, ConfigError, HilError
+from hil.options import FirmwareOptions
 
 BUILD_TIMEOUT_S = 3600.0  # a pristine TFLM build takes ~5 min on 2 cores; slow CI runners more
 MEMORY_REPORT = "hil-memory.json"
@@ -188,7 +189,7 @@ def west_argv(
 
 def extra_conf_files(config: HilConfig, target: Target) -> tuple[Path, ...]:
     """The target's ``firmware_conf`` fragments, resolved against firmware_dir; a missing one is a ConfigError."""
-    files = tuple(config.firmware_dir / name for name in getattr(target.options, "firmware_conf", ()))
+    files = tuple(config.firmware_dir / name for name in target.options_as(FirmwareOptions).firmware_conf)
     for path in files:
         if not path.is_file():
             raise ConfigError(f"target {target.name}: firmware_conf names {path}, which does not exist")

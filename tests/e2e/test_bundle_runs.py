@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from marked_runs import MARKER, wait_for_twin
 
 from hil.backends._process import marked_processes
 from hil.report.bundle import schema_path
@@ -24,8 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOW_SUITE = ROOT / "tests" / "e2e" / "hil_suites" / "slow_suite.py"  # infers until stopped
 SINE_ROBOT = ROOT / "robot_tests" / "sine.robot"
 SINE_PYTEST = ROOT / "tests" / "hil" / "test_sine.py"
-MARKER = "HIL_TEST_MARKER"
-STARTUP_TIMEOUT_S = 120.0
 SMALL_TWIN = """\
 models_dir = "{models}"
 
@@ -55,19 +54,6 @@ def _start(tmp_path: Path, name: str, *args: str) -> tuple[subprocess.Popen[byte
         proc = subprocess.Popen([sys.executable, "-m", "hil.cli", *args], cwd=ROOT, env=_env(**{MARKER: marker}),
                                 stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
     return proc, marker, console
-
-
-def _wait_for_twin(marker: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline and proc.poll() is None:
-        for pid in marked_processes(MARKER, marker):
-            try:
-                if b"hil.twin" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return
-            except OSError:
-                continue
-        time.sleep(0.2)
-    pytest.fail(f"the reference twin did not start within {STARTUP_TIMEOUT_S:g} s (hil exit code {proc.poll()})")
 
 
 def _stop(proc: subprocess.Popen[bytes], marker: str) -> int:
@@ -194,7 +180,7 @@ def test_an_interrupted_run_leaves_an_incomplete_bundle_and_no_stale_green(tmp_p
     assert (out / "junit-robot.xml").is_file()
     proc, marker, console = _start(tmp_path, "slow", "run", "--suite", "pytest", "--pytest-suites", str(SLOW_SUITE),
                                    "--out", str(out))  # fmt: skip
-    _wait_for_twin(marker, proc)
+    wait_for_twin(marker, proc)
     assert _stop(proc, marker) == 130, console.read_text()[-3000:]
     for stale in ("output.xml", "log.html", "report.html", "junit-robot.xml"):
         assert not (out / stale).exists(), f"{stale} of the earlier, green run is still there"
@@ -215,7 +201,7 @@ def test_two_runs_into_one_out_never_interleave(tmp_path: Path) -> None:
                                     str(SLOW_SUITE), "--out", str(out))  # fmt: skip
     second = None
     try:
-        _wait_for_twin(marker, first)
+        wait_for_twin(marker, first)
         refused = hil("run", "--suite", "pytest", "--pytest-suites", str(SINE_PYTEST), "--out", str(out))
         assert refused.returncode == 2, refused.stdout[-3000:]
         assert f"results folder {out} is in use by pid {first.pid}" in " ".join(refused.stdout.split())

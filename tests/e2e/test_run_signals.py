@@ -12,13 +12,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from marked_runs import MARKER, wait_for_twin
 
 from hil.backends._process import marked_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITES = ROOT / "tests" / "e2e" / "hil_suites"  # suites that run until they are stopped
-MARKER = "HIL_TEST_MARKER"
-STARTUP_TIMEOUT_S = 120.0
 
 
 def _children(pid: int) -> set[int]:
@@ -52,19 +51,6 @@ def _alive(pids: set[int]) -> set[int]:
     return left
 
 
-def _wait_for_twin(marker: str, hil: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline and hil.poll() is None:
-        for pid in marked_processes(MARKER, marker):
-            try:
-                if b"hil.twin" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    return
-            except OSError:
-                continue
-        time.sleep(0.2)
-    pytest.fail(f"the reference twin did not start within {STARTUP_TIMEOUT_S:g} s (hil exit code {hil.poll()})")
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts processes through /proc")
 @pytest.mark.parametrize(
     ("sig", "suite", "exit_code", "word"),
@@ -84,7 +70,7 @@ def test_signal_on_hil_run_stops_every_child_and_keeps_results(
             argv, cwd=ROOT, env=os.environ | {MARKER: marker}, stdout=console, stderr=subprocess.STDOUT
         )
         try:
-            _wait_for_twin(marker, hil)
+            wait_for_twin(marker, hil)
             time.sleep(1.0)  # the test is under way
             descendants = _children(hil.pid)
             hil.send_signal(sig)

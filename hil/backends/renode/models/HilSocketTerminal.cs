@@ -35,10 +35,8 @@ namespace Antmicro.Renode.Backends.Terminals
         {
             listener = new TcpListener(IPAddress.Loopback, port);
             listener.Start();
-            reader = new Thread(AcceptAndRead) { IsBackground = true, Name = "HilSocketTerminal reader" };
-            writer = new Thread(Write) { IsBackground = true, Name = "HilSocketTerminal writer" };
-            reader.Start();
-            writer.Start();
+            new Thread(AcceptAndRead) { IsBackground = true, Name = "HilSocketTerminal reader" }.Start();
+            new Thread(Write) { IsBackground = true, Name = "HilSocketTerminal writer" }.Start();
         }
 
         public override void WriteChar(byte value)
@@ -147,8 +145,6 @@ namespace Antmicro.Renode.Backends.Terminals
         }
 
         private readonly TcpListener listener;
-        private readonly Thread reader;
-        private readonly Thread writer;
         private readonly object sync = new object();
         private readonly List<byte> pending = new List<byte>();
         private Socket client;
