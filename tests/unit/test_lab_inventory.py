@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hil.config import load_config
-from hil.errors import ConfigError
+from hil.errors import BoardBusy, ConfigError
 from hil.lab.bench import Lab
 from hil.lab.inventory import load_lab_file
 
@@ -127,7 +127,6 @@ def test_unknown_board_target_says_where_it_looked(tmp_path: Path) -> None:
 
 
 def test_two_runs_asking_for_one_platform_with_two_boards_each_get_one(tmp_path: Path) -> None:
-    from hil.errors import BoardBusy
 
     two_boards = "".join(
         f"- id: dk-{n}\n  platform: nrf52840dk/nrf52840\n  runner: jlink\n  serial: /dev/ttyACM{n}\n" for n in (1, 2)

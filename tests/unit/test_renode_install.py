@@ -79,6 +79,3 @@ def test_renode_run_legacy_path_file_is_honoured(tmp_path: Path) -> None:
     legacy.parent.mkdir(parents=True)
     legacy.write_text(str(exe.parent))
     assert rb.find_renode(_env(tmp_path)).path == exe
-
-
-# --- generated scripts -------------------------------------------------------------------------------------

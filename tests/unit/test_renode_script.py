@@ -118,7 +118,6 @@ def test_stm32f4_disco_gets_our_i2c1_model_and_an_adxl345_on_renode_1_14(catalog
     sensor = script.commands.index('machine LoadPlatformDescriptionFromString "adxl345: Sensors.ADXL345 @ i2c1 0x1d"')
     assert model < bus < sensor
     assert script.commands[sensor + 1] == "sysbus.i2c1.adxl345 MaxFifoDepth 1"
-    # Zephyr's SysTick rate, not the repl's 72 MHz, after every machine reset too
     # /fw.elf is no Arm image we can read: a reset loads it again; then Zephyr's SysTick rate.
     assert 'macro reset\n"""\n    sysbus LoadELF $bin\n    nvic Frequency 168000000\n"""' in script.commands
     assert (rb.RENODE_MODELS / "Hil_STM32F4_I2C.cs").is_file()
