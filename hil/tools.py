@@ -186,11 +186,6 @@ def find_zephyr_base(
     return ZephyrBase(base, f"west workspace {topdir} (.west/config)", from_west=True)
 
 
-def zephyr_base(configured: Path | None, starts: Iterable[Path] = ()) -> Path | None:
-    """The Zephyr tree (:func:`find_zephyr_base`), or None if there is none."""
-    return find_zephyr_base(configured, starts).path
-
-
 @dataclass(frozen=True, slots=True)
 class Requirements:
     """Zephyr's Python requirements (``scripts/requirements-base.txt``) against this Python."""

@@ -171,7 +171,7 @@ class RenodeBackend(Backend):
         except BaseException:
             self.stop()
             raise
-        return os.environ.get("HIL_PTY") or f"socket://127.0.0.1:{self._console_port}"
+        return f"socket://127.0.0.1:{self._console_port}"
 
     def _run_script(self, commands: tuple[str, ...]) -> None:
         """The script's commands (what ``include`` of the whole ``.resc`` would do), in steps timed as
@@ -316,7 +316,7 @@ class RenodeBackend(Backend):
             self.execute("start")
 
     def machine_reset(self) -> Callable[[], object] | None:
-        """``machine Reset`` (the script's reset macro reloads the ELF); target option
+        """``machine Reset`` (the script's reset macro points the core at the vector table); target option
         ``reset_between_tests = false`` keeps the machine running from test to test."""
         if not options(self.target).reset_between_tests:
             return None

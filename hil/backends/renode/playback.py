@@ -37,6 +37,8 @@ class Emulation(Protocol):
 
     def fast_forward(self) -> AbstractContextManager[None]: ...
 
+    def paused(self) -> AbstractContextManager[None]: ...
+
 
 def queue_recording(emulation: Emulation, target: Target, artifacts_dir: Path, stimulus: Stimulus) -> SensorPlayback:
     """Write the recording in the sensor model's format next to the artifacts and queue it in the sensor."""
@@ -82,12 +84,9 @@ class VirtualTimePlayback(SensorPlayback):
         at the same virtual times as in real time, with no overshoot of virtual time to poll for.
         """
         backend = self._backend
-        backend.execute("pause")
-        try:
+        with backend.paused():
             left_s = self._until_s - backend.counters().virtual_time_s
             if left_s > 0:
                 with backend.fast_forward():
                     backend.execute(f'emulation RunFor "{left_s:.6f}"', timeout_s)
-        finally:
-            backend.execute("start")
         return True
