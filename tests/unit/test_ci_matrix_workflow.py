@@ -18,6 +18,7 @@ import pytest
 from hil.backends import firmware_image
 from hil.cli import build_parser
 from hil.config import load_config
+from hil.options import FirmwareOptions
 
 yaml = pytest.importorskip("yaml")
 
@@ -76,6 +77,10 @@ def test_each_matrix_entry_is_a_catalog_target_built_where_it_is_looked_for(work
             continue
         build = next(s["run"] for s in job["steps"] if "west build" in s.get("run", ""))
         build_dir = Path(re.search(r'-d "?([^"\s]+)', _expand(build, entry, job["env"]))[1])
+        # the Kconfig fragments hil build would add (renode.conf: no MPU in Renode)
+        assert entry["firmware_conf"] == ";".join(target.options_as(FirmwareOptions).firmware_conf)
+        assert '-DEXTRA_CONF_FILE="$FIRMWARE_CONF"' in build
+        assert job["env"]["FIRMWARE_CONF"] == "${{ matrix.firmware_conf }}"
         checkout = next(s["with"]["path"] for s in job["steps"] if s.get("uses", "").startswith("actions/checkout"))
         image = firmware_image(target, config, "zephyr.exe" if target.backend == "native" else "zephyr.elf")
         assert Path(checkout) / image.relative_to(ROOT) == build_dir / "zephyr" / image.name

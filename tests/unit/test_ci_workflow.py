@@ -18,6 +18,7 @@ from hil.backends import firmware_image
 from hil.backends.renode import RENODE_MIN_VERSION, parse_version
 from hil.cli import build_parser
 from hil.config import load_config
+from hil.options import FirmwareOptions
 
 yaml = pytest.importorskip("yaml")
 
@@ -60,6 +61,8 @@ def test_firmware_is_built_where_the_target_looks_and_for_its_board(workflow: di
     assert workflow["env"]["ZEPHYR_BOARD"] == target.zephyr_board
     build = next(_shell(workflow, s["run"]) for s in _steps(workflow) if "west build" in s.get("run", ""))
     elf = re.search(r"ls -l \"?([^\"\s]+)", build)[1]
+    fragments = ";".join(target.options_as(FirmwareOptions).firmware_conf)  # what hil build would add
+    assert f"-DEXTRA_CONF_FILE={fragments}" in build
     checkout = next(s["with"]["path"] for s in _steps(workflow) if s.get("uses", "").startswith("actions/checkout"))
     assert Path(elf) == Path(checkout) / firmware_image(target, config).relative_to(ROOT)
 
