@@ -63,13 +63,13 @@ bench: $(VENV)/.installed-run
 bench-jobs: $(VENV)/.installed-run
 	$(BIN)/python benchmarks/bench_jobs.py
 
-# Full suites on every emulated target that can run here, phase by phase (JSON: results/bench-emulators.json);
+# Full suites on every emulated target that can run here, phase by phase (JSON: bench-results/emulators.json, kept out of results/, which holds one run bundle);
 # compare with an earlier file: make bench-emulators BEFORE=old.json
 bench-emulators: $(VENV)/.installed-run
-	$(BIN)/python benchmarks/bench_emulators.py --json results/bench-emulators.json $(if $(BEFORE),--compare $(BEFORE))
+	$(BIN)/python benchmarks/bench_emulators.py --json bench-results/emulators.json $(if $(BEFORE),--compare $(BEFORE))
 
 # The figures tables in docs/firmware.md and docs/renode.md, from the built images and the results
-# bundles given in RESULTS (e.g. make doc-tables RESULTS="results/qemu results/renode").
+# bundles given in RESULTS (e.g. make doc-tables RESULTS="bench-results/emulators/qemu-mps2_an385 bench-results/emulators/native_sim").
 doc-tables: $(VENV)/.installed-run
 	$(BIN)/hil docs tables --write $(foreach r,$(RESULTS),--results $(r))
 

@@ -376,7 +376,8 @@ def emulated_targets(config: HilConfig, wanted: Iterable[str]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", action="append", default=[], help="a target to run (default: every emulated one)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench-emulators", help="results folder")
+    out = ROOT / "bench-results" / "emulators"  # not results/, which holds one run bundle
+    parser.add_argument("--out", type=Path, default=out, help="the runs' bundles, a folder per target")
     parser.add_argument("--json", type=Path, help="write the measurements here")
     parser.add_argument("--compare", type=Path, help="a JSON file of an earlier run: print before/after")
     parser.add_argument("--from-results", type=Path, help="read a finished `hil run --out` folder instead of running")
