@@ -13,6 +13,15 @@ between the bytes of one request. The default shift 3 (8 ns, 125 MIPS) is the po
 nearest the 100 MIPS the models' emulator latency budgets assume (``hil.training.EMULATOR_IPS``,
 also Renode's default); set ``icount_shift`` on the target for another rate.
 
+The protocol port: the image's own choice. Built with ``firmware/qemu.conf`` (the catalog's
+``qemu:mps2_an385``), the firmware speaks over Arm semihosting (``CONFIG_HIL_PORT_SEMIHOST``) and
+QEMU joins semihosting to that TCP server (``-semihosting-config chardev=``), the UART only
+printing Zephyr's boot banner to ``qemu-uart.log``. QEMU 7.2's CMSDK UART takes one received byte
+per turn of its main loop, 50-75 us of host time each, so a 1,960-byte keyword-spotting request
+spent ~100 ms on the wire; its semihosting console takes a whole socket read (docs/firmware.md).
+We tell the two apart by the image's symbols: Zephyr makes every enabled Kconfig option an
+absolute symbol of the image (``misc/generated/configs.c``).
+
 ``nodelay=on`` on the console chardev: without it QEMU's socket leaves small writes to Nagle's
 algorithm and every request waits ~40 ms for the delayed ACK of the reply before it (setting
 TCP_NODELAY on our side alone does not help; QEMU's ``chardev/char-socket.c`` sets it on its
@@ -26,6 +35,7 @@ the firmware times, without the UART handling around the request that Renode's c
 
 from __future__ import annotations
 
+import mmap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,8 +53,27 @@ from hil.results import InferenceResult
 T = TypeVar("T")
 
 LISTEN_POLL_S = 0.02
+SEMIHOSTING_PORT_SYMBOL = b"\0CONFIG_HIL_PORT_SEMIHOST\0"  # in the image's string table when the option is on
 PROC_NET_TCP = Path("/proc/net/tcp")
 TCP_LISTEN = "0A"
+
+
+def uses_semihosting(image: Path) -> bool:
+    """Whether firmware ``image`` (an ELF) speaks the protocol over Arm semihosting."""
+    with image.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(SEMIHOSTING_PORT_SYMBOL) >= 0
+
+
+def console_args(port: int, semihosting: bool, uart_log: Path) -> list[str]:
+    """QEMU's options for the protocol port: a TCP server on 127.0.0.1:``port`` that waits for its client."""
+    server = "server=on,wait=on,nodelay=on"
+    if not semihosting:
+        return ["-serial", f"tcp:127.0.0.1:{port},{server}"]
+    return [
+        "-serial", f"file:{uart_log}",
+        "-chardev", f"socket,id=hil,host=127.0.0.1,port={port},{server}",
+        "-semihosting-config", "enable=on,target=native,chardev=hil",
+    ]  # fmt: skip
 
 
 def _listening(port: int, proc_net_tcp: Path = PROC_NET_TCP) -> bool | None:
@@ -77,15 +106,16 @@ class QemuBackend(Backend):
             raise BackendUnavailable(reason)
         self._port = free_tcp_port()
         options = self.target.options_as(QemuOptions)
+        image = firmware_image(self.target, self.config)
         argv = [
             str(tools.find_on_path("qemu-system-arm")),
             "-machine", options.machine,
             "-cpu", options.cpu,
             "-nographic", "-monitor", "none", "-nodefaults",
-            "-serial", f"tcp:127.0.0.1:{self._port},server=on,wait=on,nodelay=on",
+            *console_args(self._port, uses_semihosting(image), self.artifacts_dir / "qemu-uart.log"),
             "-icount", f"shift={options.icount_shift},align=off,sleep=on",
             "-rtc", "clock=vm",
-            "-kernel", str(firmware_image(self.target, self.config)),
+            "-kernel", str(image),
         ]  # fmt: skip
         self._qemu = ChildProcess("qemu-system-arm", argv, self.artifacts_dir / "qemu.log", watchdog=True)
         deadline = time.monotonic() + self.target.boot_timeout_s
@@ -124,4 +154,6 @@ class QemuBackend(Backend):
 
     def facts(self) -> dict[str, str]:
         qemu = tools.simple("qemu-system-arm")
-        return {"qemu": qemu.version or "unknown", "firmware": str(firmware_image(self.target, self.config))}
+        image = firmware_image(self.target, self.config)
+        port = "semihosting" if image.is_file() and uses_semihosting(image) else "UART"
+        return {"qemu": qemu.version or "unknown", "firmware": str(image), "protocol port": port}

@@ -181,9 +181,9 @@ def test_a_target_s_kconfig_fragments_reach_west_as_extra_conf_file(tmp_path: Pa
     argv = west_argv(Path("west"), "stm32f4_disco", tmp_path / "b", config.firmware_dir, False, fragments)
     assert argv[-2:] == ["--", f"-DEXTRA_CONF_FILE={fragments[0]}"]
     # a target without fragments still says so, so a build folder that had some loses them
-    qemu = config.target("qemu:mps2_an385")
-    assert extra_conf_files(config, qemu) == ()
-    assert west_argv(Path("west"), "mps2/an385", tmp_path / "b", config.firmware_dir, False)[-1] == "-DEXTRA_CONF_FILE="
+    native = config.target("native_sim")
+    assert extra_conf_files(config, native) == ()
+    assert west_argv(Path("west"), "native_sim", tmp_path / "b", config.firmware_dir, False)[-1] == "-DEXTRA_CONF_FILE="
 
 
 def test_a_missing_kconfig_fragment_is_named(tmp_path: Path) -> None:

@@ -732,6 +732,11 @@ void hil_device_tick(struct hil_device *dev, uint32_t now_ms)
 	}
 }
 
+size_t hil_device_rx_wanted(const struct hil_device *dev)
+{
+	return hil_decoder_wanted(&dev->decoder);
+}
+
 bool hil_device_reset_pending(const struct hil_device *dev)
 {
 	return dev->reset_pending;

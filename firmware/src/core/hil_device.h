@@ -97,6 +97,9 @@ void hil_device_rx(struct hil_device *dev, const uint8_t *data, size_t len, uint
 /* Periodic silence check (every few tens of ms): abandons a partial frame after 100 ms. */
 void hil_device_tick(struct hil_device *dev, uint32_t now_ms);
 
+/* Bytes the receiver needs before hil_device_rx can act on them (hil_decoder_wanted). */
+size_t hil_device_rx_wanted(const struct hil_device *dev);
+
 /* Answer one request frame (the decoder calls this; tests and fuzzers may too). */
 void hil_device_handle(struct hil_device *dev, uint8_t type, uint8_t seq, const uint8_t *payload,
 		       size_t len);

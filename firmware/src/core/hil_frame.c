@@ -88,6 +88,24 @@ bool hil_decoder_partial(const struct hil_decoder *dec)
 	       dec->buf[dec->head + 1U] == HIL_SYNC1;
 }
 
+size_t hil_decoder_wanted(const struct hil_decoder *dec)
+{
+	size_t avail = dec->tail - dec->head;
+
+	if (!hil_decoder_partial(dec)) {
+		return 1U;
+	}
+	if (avail < HIL_HEADER_BYTES) {
+		return HIL_HEADER_BYTES - avail;
+	}
+
+	uint16_t length = get_le16(&dec->buf[dec->head + 4U]);
+	size_t end = HIL_HEADER_BYTES + (size_t)length + HIL_CRC_BYTES;
+
+	/* An impossible length is reported as soon as the next byte arrives. */
+	return length > dec->max_payload || avail >= end ? 1U : end - avail;
+}
+
 /* Offset of the first sync pair in [head, tail), or tail if there is none. */
 static size_t find_sync(const struct hil_decoder *dec)
 {

@@ -87,6 +87,13 @@ size_t hil_decoder_feed_at(struct hil_decoder *dec, const uint8_t *data, size_t 
 bool hil_decoder_partial(const struct hil_decoder *dec);
 
 /*
+ * Bytes the decoder needs before it can report anything more: the rest of a partial frame
+ * (of its header, then of its payload and CRC), else 1. A port may hold back waking the
+ * reader until that many have arrived (hil_port_wake_after).
+ */
+size_t hil_decoder_wanted(const struct hil_decoder *dec);
+
+/*
  * Give up on a partial frame: report MALFORMED ("truncated"), drop its first sync byte and
  * rescan the rest. Does nothing without a partial frame. Returns false if the callback stopped.
  */

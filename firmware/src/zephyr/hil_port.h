@@ -2,9 +2,10 @@
  * Copyright (c) 2026 tinyml-hil contributors
  * SPDX-License-Identifier: Apache-2.0
  *
- * The protocol port: the UART that carries frames and console text. Interrupt-driven with
- * receive and transmit ring buffers where the driver supports it (no byte lost at 115200
- * while an inference runs), polled otherwise (native_sim's pty UART).
+ * The protocol port: the channel that carries frames and console text. A UART (hil_port.c):
+ * interrupt-driven with receive and transmit ring buffers where the driver supports it (no byte
+ * lost at 115200 while an inference runs), polled otherwise (native_sim's pty UART); or Arm
+ * semihosting under QEMU (hil_port_semihost.c, CONFIG_HIL_PORT_SEMIHOST).
  */
 
 #ifndef HIL_ZEPHYR_HIL_PORT_H_
@@ -20,11 +21,20 @@
 /* Start receiving; wake is given whenever bytes arrive. Returns 0 or a negative errno. */
 int hil_port_init(const struct device *uart, struct k_sem *wake);
 
+/* What carries the port, for the boot log: the UART's name, or "semihosting". */
+const char *hil_port_name(const struct device *uart);
+
 /* True if the driver has no interrupt API and the main loop must poll. */
 bool hil_port_polled(void);
 
 /* Up to len received bytes (0 if none are waiting); never blocks. */
 size_t hil_port_read(uint8_t *buf, size_t len);
+
+/*
+ * The reader can do nothing before this many more bytes arrive (the rest of a frame): the port
+ * may hold back waking it until then. The main loop's periodic tick reads whatever came anyway.
+ */
+void hil_port_wake_after(size_t bytes);
 
 /* Forget received bytes not read yet (a soft reset, as a reboot would). */
 void hil_port_discard_input(void);

@@ -129,7 +129,8 @@ int main(void)
 		LOG_ERR("protocol UART %s not ready: %d", uart->name, err);
 		return err;
 	}
-	if (IS_ENABLED(CONFIG_UART_CONSOLE) && PORT_IS_CONSOLE) {
+	if ((IS_ENABLED(CONFIG_UART_CONSOLE) && PORT_IS_CONSOLE) ||
+	    IS_ENABLED(CONFIG_HIL_PORT_SEMIHOST)) {
 		/* printk, stdout and TFLM's MicroPrintf then only print whole lines between frames
 		 */
 		hil_console_text_init();
@@ -150,8 +151,8 @@ int main(void)
 
 	hil_device_init(&device, &cfg);
 	err = hil_device_boot(&device);
-	LOG_INF("models: %s; clock: %s at %u Hz; UART %s%s", HIL_MODEL_NAMES, hil_clock_source(),
-		clock->hz, uart->name, hil_port_polled() ? " (polled)" : "");
+	LOG_INF("models: %s; clock: %s at %u Hz; port %s%s", HIL_MODEL_NAMES, hil_clock_source(),
+		clock->hz, hil_port_name(uart), hil_port_polled() ? " (polled)" : "");
 	if (err != 0) {
 		LOG_WRN("some models are unusable: see the HIL WARN lines");
 	}
@@ -174,6 +175,7 @@ int main(void)
 		if (hil_device_reset_pending(&device)) {
 			reset();
 		}
+		hil_port_wake_after(hil_device_rx_wanted(&device));
 	}
 	return 0;
 }

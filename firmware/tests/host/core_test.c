@@ -362,6 +362,27 @@ static void test_decoder_abandons_a_partial_frame_after_silence(void)
 	CHECK(!hil_decoder_partial(&decoder), "nothing partial after the abandon");
 }
 
+static void test_decoder_wants_the_rest_of_a_partial_frame(void)
+{
+	uint8_t echo[64];
+	size_t n = frame_of(echo, HIL_MSG_ECHO, 7, "hello");
+
+	items_reset(&items);
+	hil_decoder_init(&decoder, HIL_MAX_PAYLOAD_BYTES);
+	CHECK(hil_decoder_wanted(&decoder) == 1U, "empty: one byte");
+	(void)hil_decoder_feed(&decoder, echo, 1, record_item, &items);
+	CHECK(hil_decoder_wanted(&decoder) == 1U, "half a sync: one byte");
+	(void)hil_decoder_feed(&decoder, &echo[1], 3, record_item, &items);
+	CHECK(hil_decoder_wanted(&decoder) == HIL_HEADER_BYTES - 4U, "the rest of the header");
+	(void)hil_decoder_feed(&decoder, &echo[4], 4, record_item, &items);
+	CHECK(hil_decoder_wanted(&decoder) == n - 8U, "the rest of the frame: %zu",
+	      hil_decoder_wanted(&decoder));
+	(void)hil_decoder_feed(&decoder, &echo[8], n - 8U, record_item, &items);
+	CHECK(strcmp(items_text(&items), "F:07:7:68656c6c6f") == 0, "the frame: %s",
+	      items_text(&items));
+	CHECK(hil_decoder_wanted(&decoder) == 1U, "after the frame: one byte");
+}
+
 static void test_decoder_reports_oversize_length_and_recovers(void)
 {
 	uint8_t buf[64];
@@ -552,6 +573,7 @@ static void test_utf8_validation_matches_python(void)
 static int run_unit_tests(void)
 {
 	test_decoder_abandons_a_partial_frame_after_silence();
+	test_decoder_wants_the_rest_of_a_partial_frame();
 	test_decoder_reports_oversize_length_and_recovers();
 	test_decoder_survives_a_full_buffer_of_garbage();
 	test_event_frame_and_line_come_before_the_feed_reply();
