@@ -1,7 +1,9 @@
 """The real firmware on the emulated bench: flashed through gdb into a QEMU board, then every suite.
 
-Needs the firmware built for mps2/an385 in a Zephyr workspace (`hil build --target qemu:mps2_an385`);
-skipped with that reason elsewhere (CI has no Zephyr).
+The board's image is built here for mps2/an385 as a board's is, with the protocol on its UART:
+the `qemu:mps2_an385` target's image speaks over semihosting (firmware/qemu.conf), which a board
+without a debugger does not have. Needs a Zephyr workspace; skipped with the reason elsewhere (CI
+has no Zephyr).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from pathlib import Path
 
 import pytest
 from fixtures import EmulatedBoard
+from rich.console import Console
 
 from hil.backends import firmware_image
-from hil.config import load_config
+from hil.build import build_firmware, find_workspace
+from hil.config import Target, load_config
 from hil.lab.image import load_image
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def zephyr_elf() -> Path:
     config = load_config()
-    elf = firmware_image(config.target("qemu:mps2_an385"), config)
-    if not elf.is_file():
-        pytest.skip(f"firmware for mps2/an385 not built ({elf} is missing): hil build --target qemu:mps2_an385")
-    return elf
+    if not (workspace := find_workspace(config)).found:
+        pytest.skip(f"no Zephyr workspace to build the bench board's firmware: {workspace.source}")
+    board = Target(name="board:mps2_an385", backend="board", zephyr_board="mps2/an385")
+    build_firmware(config, board, pristine=False, console=Console(quiet=True))
+    return firmware_image(board, config)
 
 
 def test_real_firmware_flashed_through_gdb_passes_the_suites(
