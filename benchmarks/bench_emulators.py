@@ -385,6 +385,8 @@ def main() -> int:
     parser.add_argument("--cpu-s", type=float, default=0.0, help="with --from-results: the run's CPU seconds")
     parser.add_argument("hil_run_args", nargs="*", help="more `hil run` arguments (after --)")
     args = parser.parse_args()
+    if args.from_results and not args.target:
+        parser.error("--from-results reads one run: name its --target")
     console = Console()
     config = load_config()
     before = json.loads(args.compare.read_text()) if args.compare else {}
