@@ -315,9 +315,8 @@ def compare_table(before: dict[str, Any], after: TargetRun) -> Table:
     add("suites' time added up", sum((before.get("suites_s") or {}).values()) or before["wall_s"], after.busy_s)
     if before.get("cpu_s") and after.cpu_s:
         add("CPU seconds (all processes)", before["cpu_s"], after.cpu_s)
-    table.add_row(
-        "total wall", f"{before['wall_s']:.1f}", f"{after.wall_s:.1f}", f"{before['wall_s'] / after.wall_s:.1f}x"
-    )
+    if after.wall_s > 0:  # unknown for --from-results without --wall-s
+        add("total wall", before["wall_s"], after.wall_s)
     return table
 
 
