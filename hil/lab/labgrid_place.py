@@ -369,18 +369,24 @@ class LabgridPlace:
             start_new_session=True,
         ) as proc:
             assert proc.stdout is not None
+            timed_out = False
             try:
                 while True:
                     ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-                    chunk = proc.stdout.read1(4096) if ready else b""
+                    if not ready:
+                        timed_out = True
+                        break
+                    chunk = proc.stdout.read1(4096)
                     output += chunk
                     if not chunk:
-                        break  # the deadline passed, or the client ended: the reservation left ``waiting``
+                        break  # the client ended: the reservation left ``waiting``
             finally:
                 _end_group(proc)
             err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
         self._record(args, output.decode(errors="replace"), err, proc.returncode, time.monotonic() - started)
         states = re.findall(rb"^state: (\w+)$", output, re.MULTILINE)
+        if not states and timed_out:
+            return "waiting"  # the wait ran out before the client printed its first state (a short --wait)
         if not states:
             lines = [line for line in err.splitlines() if line.strip()] or ["it printed nothing"]
             raise BoardError(self.place, f"labgrid-client wait {token} failed: {lines[-1]}", runner="labgrid")
