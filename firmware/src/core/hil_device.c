@@ -10,28 +10,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hil_device_internal.h"
 #include "hil_wire.h"
 
-#define MODEL_NONE ((size_t)-1)
-
-static const struct hil_engine_api *api(const struct hil_device *dev)
-{
-	return dev->cfg.engine.api;
-}
-
-static void *ectx(const struct hil_device *dev)
-{
-	return dev->cfg.engine.ctx;
-}
-
-static void port_write(struct hil_device *dev, const uint8_t *data, size_t len)
-{
-	dev->cfg.platform.api->write(dev->cfg.platform.ctx, data, len);
-}
-
-/* printf into dev->message; returns code so handlers can `return refuse(...)`. */
-static enum hil_error_code refuse(struct hil_device *dev, enum hil_error_code code,
-				  const char *format, ...)
+enum hil_error_code hil_dev_refuse(struct hil_device *dev, enum hil_error_code code,
+				   const char *format, ...)
 {
 	va_list args;
 
@@ -45,29 +28,30 @@ static enum hil_error_code refuse(struct hil_device *dev, enum hil_error_code co
 	return code;
 }
 
-/* The twin's "<TYPE>: <why>" message for a payload that does not decode. */
-static enum hil_error_code malformed(struct hil_device *dev, uint8_t type,
-				     const struct hil_reader *r)
+enum hil_error_code hil_dev_malformed(struct hil_device *dev, uint8_t type,
+				      const struct hil_reader *r)
 {
 	const char *name = hil_msg_type_name(type);
 
 	switch (r->error) {
 	case HIL_READ_SHORT:
-		return refuse(dev, HIL_ERR_MALFORMED, "%s: payload ends at byte %u, needed %u",
-			      name, (unsigned int)r->len, (unsigned int)r->needed);
+		return hil_dev_refuse(dev, HIL_ERR_MALFORMED,
+				      "%s: payload ends at byte %u, needed %u", name,
+				      (unsigned int)r->len, (unsigned int)r->needed);
 	case HIL_READ_NOT_UTF8:
-		return refuse(dev, HIL_ERR_MALFORMED, "%s: string is not UTF-8", name);
+		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: string is not UTF-8", name);
 	case HIL_READ_NUL:
-		return refuse(dev, HIL_ERR_MALFORMED, "%s: string contains a NUL byte", name);
+		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: string contains a NUL byte",
+				      name);
 	case HIL_READ_TRAILING:
-		return refuse(dev, HIL_ERR_MALFORMED, "%s: %u unexpected trailing bytes", name,
-			      (unsigned int)(r->len - r->pos));
+		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: %u unexpected trailing bytes",
+				      name, (unsigned int)(r->len - r->pos));
 	default:
-		return refuse(dev, HIL_ERR_MALFORMED, "%s: malformed payload", name);
+		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: malformed payload", name);
 	}
 }
 
-static enum hil_error_code no_payload(struct hil_device *dev, uint8_t type, size_t len)
+enum hil_error_code hil_dev_no_payload(struct hil_device *dev, uint8_t type, size_t len)
 {
 	if (len == 0U) {
 		return HIL_ERR_NONE;
@@ -75,12 +59,12 @@ static enum hil_error_code no_payload(struct hil_device *dev, uint8_t type, size
 
 	const char *name = hil_msg_type_name(type);
 
-	return refuse(dev, HIL_ERR_MALFORMED, "%s: %s takes no payload", name, name);
+	return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: %s takes no payload", name, name);
 }
 
 static void send_frame(struct hil_device *dev, uint8_t type, uint8_t seq, size_t payload_len)
 {
-	port_write(dev, dev->tx, hil_frame_finish(dev->tx, type, seq, payload_len));
+	hil_dev_write(dev, dev->tx, hil_frame_finish(dev->tx, type, seq, payload_len));
 }
 
 static void send_error(struct hil_device *dev, uint8_t seq, enum hil_error_code code)
@@ -95,24 +79,24 @@ static void send_error(struct hil_device *dev, uint8_t seq, enum hil_error_code 
 
 static size_t model_count(const struct hil_device *dev)
 {
-	size_t n = api(dev)->model_count(ectx(dev));
+	size_t n = hil_dev_api(dev)->model_count(hil_dev_ectx(dev));
 
 	return n > 255U ? 255U : n;
 }
 
-static size_t find_model(const struct hil_device *dev, struct hil_str name)
+size_t hil_dev_find_model(const struct hil_device *dev, struct hil_str name)
 {
 	for (size_t i = 0; i < model_count(dev); i++) {
-		const char *candidate = api(dev)->model(ectx(dev), i)->name;
+		const char *candidate = hil_dev_api(dev)->model(hil_dev_ectx(dev), i)->name;
 
 		if (strlen(candidate) == name.len && memcmp(candidate, name.data, name.len) == 0) {
 			return i;
 		}
 	}
-	return MODEL_NONE;
+	return HIL_MODEL_NONE;
 }
 
-static enum hil_error_code unknown_model(struct hil_device *dev, struct hil_str name)
+enum hil_error_code hil_dev_unknown_model(struct hil_device *dev, struct hil_str name)
 {
 	int n = snprintf(dev->message, sizeof(dev->message),
 			 "unknown model '%.*s': this device has ", (int)name.len, name.data);
@@ -120,15 +104,15 @@ static enum hil_error_code unknown_model(struct hil_device *dev, struct hil_str 
 	for (size_t i = 0; i < model_count(dev) && n >= 0 && (size_t)n < sizeof(dev->message);
 	     i++) {
 		int more = snprintf(&dev->message[n], sizeof(dev->message) - (size_t)n, "%s%s",
-				    i > 0U ? ", " : "", api(dev)->model(ectx(dev), i)->name);
+				    i > 0U ? ", " : "",
+				    hil_dev_api(dev)->model(hil_dev_ectx(dev), i)->name);
 
 		n = more < 0 ? -1 : n + more;
 	}
 	return HIL_ERR_UNKNOWN_MODEL;
 }
 
-/* "int8[1,128,3]" as TensorSpec.describe() prints it. */
-static void describe(char *buf, size_t cap, const struct hil_tensor_spec *spec)
+void hil_dev_describe(char *buf, size_t cap, const struct hil_tensor_spec *spec)
 {
 	const char *type = hil_tensor_type_name(spec->type);
 	int n = snprintf(buf, cap, "%s[", type != NULL ? type : "unknown");
@@ -161,7 +145,7 @@ static enum hil_error_code on_info(struct hil_device *dev, const uint8_t *payloa
 				   struct hil_writer *w)
 {
 	(void)payload;
-	if (no_payload(dev, HIL_MSG_INFO, len) != HIL_ERR_NONE) {
+	if (hil_dev_no_payload(dev, HIL_MSG_INFO, len) != HIL_ERR_NONE) {
 		return HIL_ERR_MALFORMED;
 	}
 	hil_write_u8(w, HIL_PROTOCOL_VERSION);
@@ -170,7 +154,7 @@ static enum hil_error_code on_info(struct hil_device *dev, const uint8_t *payloa
 	hil_write_u8(w, (uint8_t)model_count(dev));
 	hil_write_cstr(w, dev->cfg.firmware_version);
 	hil_write_cstr(w, dev->cfg.board);
-	hil_write_cstr(w, api(dev)->runtime(ectx(dev)));
+	hil_write_cstr(w, hil_dev_api(dev)->runtime(hil_dev_ectx(dev)));
 	hil_write_cstr(w, dev->cfg.build_id);
 	return HIL_ERR_NONE;
 }
@@ -185,15 +169,15 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	uint8_t index = hil_read_u8(&r);
 
 	if (!hil_read_done(&r)) {
-		return malformed(dev, HIL_MSG_MODEL_INFO, &r);
+		return hil_dev_malformed(dev, HIL_MSG_MODEL_INFO, &r);
 	}
 	if (index >= model_count(dev)) {
-		return refuse(dev, HIL_ERR_UNKNOWN_MODEL,
-			      "model index %u out of range: this device has %u",
-			      (unsigned int)index, (unsigned int)model_count(dev));
+		return hil_dev_refuse(dev, HIL_ERR_UNKNOWN_MODEL,
+				      "model index %u out of range: this device has %u",
+				      (unsigned int)index, (unsigned int)model_count(dev));
 	}
 
-	const struct hil_model_info *m = api(dev)->model(ectx(dev), index);
+	const struct hil_model_info *m = hil_dev_api(dev)->model(hil_dev_ectx(dev), index);
 
 	hil_write_cstr(w, m->name);
 	hil_write_u32(w, m->arena_size_bytes);
@@ -204,12 +188,12 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	return HIL_ERR_NONE;
 }
 
-static enum hil_error_code not_ready(struct hil_device *dev, size_t index)
+enum hil_error_code hil_dev_not_ready(struct hil_device *dev, size_t index)
 {
-	const char *why = api(dev)->last_error(ectx(dev), index);
+	const char *why = hil_dev_api(dev)->last_error(hil_dev_ectx(dev), index);
 
-	return refuse(dev, HIL_ERR_INVOKE_FAILED, "model %s is not allocated: %s",
-		      api(dev)->model(ectx(dev), index)->name, why);
+	return hil_dev_refuse(dev, HIL_ERR_INVOKE_FAILED, "model %s is not allocated: %s",
+			      hil_dev_api(dev)->model(hil_dev_ectx(dev), index)->name, why);
 }
 
 static enum hil_error_code on_infer(struct hil_device *dev, const uint8_t *payload, size_t len,
@@ -225,16 +209,16 @@ static enum hil_error_code on_infer(struct hil_device *dev, const uint8_t *paylo
 	const uint8_t *data = hil_read_rest(&r, &data_len);
 
 	if (r.error != HIL_READ_OK) {
-		return malformed(dev, HIL_MSG_INFER, &r);
+		return hil_dev_malformed(dev, HIL_MSG_INFER, &r);
 	}
 
-	size_t index = find_model(dev, name);
+	size_t index = hil_dev_find_model(dev, name);
 
-	if (index == MODEL_NONE) {
-		return unknown_model(dev, name);
+	if (index == HIL_MODEL_NONE) {
+		return hil_dev_unknown_model(dev, name);
 	}
 
-	const struct hil_model_info *m = api(dev)->model(ectx(dev), index);
+	const struct hil_model_info *m = hil_dev_api(dev)->model(hil_dev_ectx(dev), index);
 	char spec[64];
 
 	if (dtype != m->input.type) {
@@ -245,39 +229,40 @@ static enum hil_error_code on_infer(struct hil_device *dev, const uint8_t *paylo
 			(void)snprintf(other, sizeof(other), "type %u", (unsigned int)dtype);
 			got = other;
 		}
-		return refuse(dev, HIL_ERR_BAD_DTYPE, "model %s takes %s input, got %s", m->name,
-			      hil_tensor_type_name(m->input.type), got);
+		return hil_dev_refuse(dev, HIL_ERR_BAD_DTYPE, "model %s takes %s input, got %s",
+				      m->name, hil_tensor_type_name(m->input.type), got);
 	}
 
 	size_t expected = hil_tensor_spec_bytes(&m->input);
 
 	if (data_len != expected) {
-		describe(spec, sizeof(spec), &m->input);
-		return refuse(dev, HIL_ERR_BAD_SIZE, "model %s takes %u bytes (%s), got %u",
-			      m->name, (unsigned int)expected, spec, (unsigned int)data_len);
+		hil_dev_describe(spec, sizeof(spec), &m->input);
+		return hil_dev_refuse(dev, HIL_ERR_BAD_SIZE, "model %s takes %u bytes (%s), got %u",
+				      m->name, (unsigned int)expected, spec,
+				      (unsigned int)data_len);
 	}
 	if (!m->ready) {
-		return not_ready(dev, index);
+		return hil_dev_not_ready(dev, index);
 	}
 
 	size_t out_len = hil_tensor_spec_bytes(&m->output);
 
 	if (out_len + 12U > w->cap) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED,
-			      "model %s output of %u bytes exceeds a reply", m->name,
-			      (unsigned int)out_len);
+		return hil_dev_refuse(dev, HIL_ERR_UNSUPPORTED,
+				      "model %s output of %u bytes exceeds a reply", m->name,
+				      (unsigned int)out_len);
 	}
 
 	struct hil_invoke_stats stats = {0};
 
-	memcpy(api(dev)->input(ectx(dev), index), data, data_len);
-	if (api(dev)->invoke(ectx(dev), index, &stats) != 0) {
-		return refuse(dev, HIL_ERR_INVOKE_FAILED, "invoke failed: %s",
-			      api(dev)->last_error(ectx(dev), index));
+	memcpy(hil_dev_api(dev)->input(hil_dev_ectx(dev), index), data, data_len);
+	if (hil_dev_api(dev)->invoke(hil_dev_ectx(dev), index, &stats) != 0) {
+		return hil_dev_refuse(dev, HIL_ERR_INVOKE_FAILED, "invoke failed: %s",
+				      hil_dev_api(dev)->last_error(hil_dev_ectx(dev), index));
 	}
 	hil_write_u64(w, stats.ticks);
 	hil_write_u32(w, stats.arena_used_bytes);
-	hil_write_bytes(w, api(dev)->output(ectx(dev), index), out_len);
+	hil_write_bytes(w, hil_dev_api(dev)->output(hil_dev_ectx(dev), index), out_len);
 	return HIL_ERR_NONE;
 }
 
@@ -285,12 +270,12 @@ static enum hil_error_code on_profile(struct hil_device *dev, const uint8_t *pay
 				      struct hil_writer *w)
 {
 	(void)payload;
-	if (no_payload(dev, HIL_MSG_PROFILE, len) != HIL_ERR_NONE) {
+	if (hil_dev_no_payload(dev, HIL_MSG_PROFILE, len) != HIL_ERR_NONE) {
 		return HIL_ERR_MALFORMED;
 	}
 
 	const struct hil_op_ticks *ops = NULL;
-	size_t count = api(dev)->profile(ectx(dev), &ops);
+	size_t count = hil_dev_api(dev)->profile(hil_dev_ectx(dev), &ops);
 	size_t fit = 0;
 	size_t bytes = 2;
 
@@ -319,7 +304,7 @@ static enum hil_error_code on_memory(struct hil_device *dev, const uint8_t *payl
 				     struct hil_writer *w)
 {
 	(void)payload;
-	if (no_payload(dev, HIL_MSG_MEMORY, len) != HIL_ERR_NONE) {
+	if (hil_dev_no_payload(dev, HIL_MSG_MEMORY, len) != HIL_ERR_NONE) {
 		return HIL_ERR_MALFORMED;
 	}
 
@@ -345,7 +330,7 @@ static enum hil_error_code on_reset(struct hil_device *dev, const uint8_t *paylo
 {
 	(void)payload;
 	(void)w;
-	if (no_payload(dev, HIL_MSG_RESET, len) != HIL_ERR_NONE) {
+	if (hil_dev_no_payload(dev, HIL_MSG_RESET, len) != HIL_ERR_NONE) {
 		return HIL_ERR_MALFORMED;
 	}
 	dev->reset_pending = true; /* the reboot happens after the reply went out */
@@ -357,225 +342,6 @@ static enum hil_error_code on_echo(struct hil_device *dev, const uint8_t *payloa
 {
 	(void)dev;
 	hil_write_bytes(w, payload, len);
-	return HIL_ERR_NONE;
-}
-
-static void stop_stream(struct hil_device *dev)
-{
-	if (dev->stream.active && dev->stream.params.source == HIL_SOURCE_SENSOR &&
-	    dev->cfg.platform.api->sensor_stop != NULL) {
-		dev->cfg.platform.api->sensor_stop(dev->cfg.platform.ctx);
-	}
-	dev->stream.active = false;
-}
-
-static enum hil_error_code on_stream_start(struct hil_device *dev, const uint8_t *payload,
-					   size_t len, struct hil_writer *w)
-{
-	(void)w;
-
-	/* Any STREAM_START ends the running stream first, so a refused one leaves none (as the twin). */
-	stop_stream(dev);
-
-	struct hil_reader r;
-
-	hil_reader_init(&r, payload, len);
-
-	struct hil_str name = hil_read_str(&r);
-	struct hil_stream_params params = {
-		.source = hil_read_u8(&r),
-		.hop = hil_read_u16(&r),
-		.idle_class = hil_read_u8(&r),
-		.threshold = hil_read_f32(&r),
-		.refractory_samples = hil_read_u16(&r),
-	};
-
-	if (!hil_read_done(&r)) {
-		return malformed(dev, HIL_MSG_STREAM_START, &r);
-	}
-
-	size_t index = find_model(dev, name);
-
-	if (index == MODEL_NONE) {
-		return unknown_model(dev, name);
-	}
-
-	const struct hil_model_info *m = api(dev)->model(ectx(dev), index);
-	uint16_t window;
-	uint16_t channels;
-
-	if (!hil_stream_window_of(&m->input, &window, &channels)) {
-		char spec[64];
-
-		describe(spec, sizeof(spec), &m->input);
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "%s input %s is no [1,W,C] window", m->name,
-			      spec);
-	}
-	if (params.hop < 1U) {
-		return refuse(dev, HIL_ERR_MALFORMED, "STREAM_START hop must be at least 1");
-	}
-	if (params.source != HIL_SOURCE_FED && params.source != HIL_SOURCE_SENSOR) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED,
-			      "unknown sample source %u: use 0 (FEED) or "
-			      "1 (sensor)",
-			      (unsigned int)params.source);
-	}
-	if ((size_t)window * channels > dev->cfg.ring_floats) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED,
-			      "%s window of %u x %u exceeds the ring of %u", m->name,
-			      (unsigned int)window, (unsigned int)channels,
-			      (unsigned int)dev->cfg.ring_floats);
-	}
-	if (!m->ready) {
-		return not_ready(dev, index);
-	}
-
-	params.model = index;
-	if (params.source == HIL_SOURCE_SENSOR) {
-		struct hil_sensor_request request = {
-			.model = index,
-			.sample_rate_hz = m->stream.sample_rate_hz,
-			.kind = m->stream.sensor,
-			.unit_per_si = m->stream.unit_per_si,
-			.channels = channels,
-		};
-
-		if (m->stream.sensor == HIL_SENSOR_NONE || m->stream.sample_rate_hz <= 0.0f) {
-			return refuse(
-				dev, HIL_ERR_UNSUPPORTED,
-				"%s has no sensor stream in its manifest (rate and channels): "
-				"feed samples with FEED",
-				m->name);
-		}
-		if (dev->cfg.platform.api->sensor_start == NULL) {
-			return refuse(dev, HIL_ERR_UNSUPPORTED,
-				      "this device has no sensor: feed samples with FEED");
-		}
-
-		int err = dev->cfg.platform.api->sensor_start(dev->cfg.platform.ctx, &request);
-
-		if (err != 0) {
-			return refuse(dev, HIL_ERR_UNSUPPORTED,
-				      "this device has no usable accelerometer (accel0, error %d): "
-				      "feed samples with FEED",
-				      err);
-		}
-	}
-	hil_stream_start(&dev->stream, &params, window, channels, dev->cfg.ring);
-	return HIL_ERR_NONE;
-}
-
-static void send_event(struct hil_device *dev, const struct hil_event *event)
-{
-	const char *model = api(dev)->model(ectx(dev), dev->stream.params.model)->name;
-	struct hil_writer w;
-
-	hil_writer_init(&w, &dev->event_frame[HIL_HEADER_BYTES],
-			sizeof(dev->event_frame) - HIL_FRAME_OVERHEAD_BYTES);
-	hil_write_u32(&w, event->sample);
-	hil_write_cstr(&w, model);
-	hil_write_u8(&w, event->class_index);
-	hil_write_f32(&w, event->score);
-	hil_write_u64(&w, event->ticks);
-	port_write(dev, dev->event_frame,
-		   hil_frame_finish(dev->event_frame, HIL_MSG_EVENT, HIL_UNSOLICITED_SEQ, w.len));
-
-	char score[32];
-
-	(void)hil_format_fixed3(score, sizeof(score), event->score);
-
-	int n = snprintf(dev->line, sizeof(dev->line),
-			 "HIL EVENT %s class=%u score=%s sample=%lu\r\n", model,
-			 (unsigned int)event->class_index, score, (unsigned long)event->sample);
-
-	if (n > 0) {
-		port_write(dev, (const uint8_t *)dev->line,
-			   (size_t)n < sizeof(dev->line) ? (size_t)n : sizeof(dev->line) - 1U);
-	}
-}
-
-/* Count one sample already in the ring slot; send its event, if any. */
-static int push_sample(struct hil_device *dev)
-{
-	struct hil_event event;
-	bool raised;
-	int err = hil_stream_commit(&dev->stream, &dev->cfg.engine, &event, &raised);
-
-	if (err == 0 && raised) {
-		send_event(dev, &event);
-	}
-	return err;
-}
-
-static enum hil_error_code on_feed(struct hil_device *dev, const uint8_t *payload, size_t len,
-				   struct hil_writer *w)
-{
-	struct hil_stream *s = &dev->stream;
-
-	if (!s->active) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "no stream: send STREAM_START first");
-	}
-	if (s->params.source != HIL_SOURCE_FED) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED,
-			      "the stream takes its samples from the sensor: FEED needs source 0");
-	}
-
-	struct hil_reader r;
-
-	hil_reader_init(&r, payload, len);
-
-	uint16_t count = hil_read_u16(&r);
-	size_t data_len;
-	const uint8_t *data = hil_read_rest(&r, &data_len);
-
-	if (r.error != HIL_READ_OK) {
-		return malformed(dev, HIL_MSG_FEED, &r);
-	}
-
-	size_t needed = (size_t)count * s->channels * 4U;
-
-	if (data_len != needed) {
-		return refuse(dev, HIL_ERR_MALFORMED,
-			      "FEED: FEED of %u samples x %u channels needs %u bytes, got %u",
-			      (unsigned int)count, (unsigned int)s->channels, (unsigned int)needed,
-			      (unsigned int)data_len);
-	}
-
-	uint64_t inferences = s->inferences;
-	uint64_t events = s->events;
-
-	for (size_t i = 0; i < count; i++) {
-		float *slot = hil_stream_slot(s);
-
-		for (size_t c = 0; c < s->channels; c++) {
-			slot[c] = hil_get_f32(&data[(i * s->channels + c) * 4U]);
-		}
-		if (push_sample(dev) != 0) {
-			return refuse(dev, HIL_ERR_INVOKE_FAILED, "invoke failed at sample %lu: %s",
-				      (unsigned long)s->samples,
-				      api(dev)->last_error(ectx(dev), s->params.model));
-		}
-	}
-	hil_write_u32(w, (uint32_t)s->samples);
-	hil_write_u16(w, (uint16_t)(s->inferences - inferences));
-	hil_write_u16(w, (uint16_t)(s->events - events));
-	return HIL_ERR_NONE;
-}
-
-static enum hil_error_code on_stream_stop(struct hil_device *dev, const uint8_t *payload,
-					  size_t len, struct hil_writer *w)
-{
-	(void)payload;
-	if (no_payload(dev, HIL_MSG_STREAM_STOP, len) != HIL_ERR_NONE) {
-		return HIL_ERR_MALFORMED;
-	}
-	if (!dev->stream.active) {
-		return refuse(dev, HIL_ERR_UNSUPPORTED, "no stream to stop");
-	}
-	stop_stream(dev);
-	hil_write_u32(w, (uint32_t)dev->stream.samples);
-	hil_write_u32(w, (uint32_t)dev->stream.inferences);
-	hil_write_u32(w, (uint32_t)dev->stream.events);
 	return HIL_ERR_NONE;
 }
 
@@ -600,11 +366,11 @@ static handler_fn handler_for(uint8_t type)
 	case HIL_MSG_ECHO:
 		return on_echo;
 	case HIL_MSG_STREAM_START:
-		return on_stream_start;
+		return hil_dev_on_stream_start;
 	case HIL_MSG_FEED:
-		return on_feed;
+		return hil_dev_on_feed;
 	case HIL_MSG_STREAM_STOP:
-		return on_stream_stop;
+		return hil_dev_on_stream_stop;
 	default:
 		return NULL;
 	}
@@ -617,8 +383,8 @@ void hil_device_handle(struct hil_device *dev, uint8_t type, uint8_t seq, const 
 
 	if (handler == NULL) {
 		send_error(dev, seq,
-			   refuse(dev, HIL_ERR_UNKNOWN_TYPE, "unknown request type 0x%02x",
-				  (unsigned int)type));
+			   hil_dev_refuse(dev, HIL_ERR_UNKNOWN_TYPE, "unknown request type 0x%02x",
+					  (unsigned int)type));
 		return;
 	}
 
@@ -629,8 +395,8 @@ void hil_device_handle(struct hil_device *dev, uint8_t type, uint8_t seq, const 
 	enum hil_error_code code = handler(dev, payload, len, &w);
 
 	if (code == HIL_ERR_NONE && w.overflow) {
-		code = refuse(dev, HIL_ERR_UNSUPPORTED, "%s reply exceeds %u bytes",
-			      hil_msg_type_name(type), (unsigned int)HIL_MAX_PAYLOAD_BYTES);
+		code = hil_dev_refuse(dev, HIL_ERR_UNSUPPORTED, "%s reply exceeds %u bytes",
+				      hil_msg_type_name(type), (unsigned int)HIL_MAX_PAYLOAD_BYTES);
 	}
 	if (code != HIL_ERR_NONE) {
 		send_error(dev, seq, code);
@@ -643,21 +409,23 @@ void hil_device_fault(struct hil_device *dev, const struct hil_item *fault)
 {
 	switch (fault->fault) {
 	case HIL_ERR_TOO_LARGE:
-		(void)refuse(dev, fault->fault, "length %u > max %u (damaged frame's seq %u)",
-			     (unsigned int)fault->fault_length,
-			     (unsigned int)dev->decoder.max_payload, (unsigned int)fault->seq);
+		(void)hil_dev_refuse(
+			dev, fault->fault, "length %u > max %u (damaged frame's seq %u)",
+			(unsigned int)fault->fault_length, (unsigned int)dev->decoder.max_payload,
+			(unsigned int)fault->seq);
 		break;
 	case HIL_ERR_BAD_CRC:
-		(void)refuse(dev, fault->fault, "CRC-32 mismatch (damaged frame's seq %u)",
-			     (unsigned int)fault->seq);
+		(void)hil_dev_refuse(dev, fault->fault, "CRC-32 mismatch (damaged frame's seq %u)",
+				     (unsigned int)fault->seq);
 		break;
 	default:
-		(void)refuse(dev, fault->fault,
-			     "frame truncated: the line went silent mid-frame (seq %u)",
-			     (unsigned int)fault->seq);
+		(void)hil_dev_refuse(dev, fault->fault,
+				     "frame truncated: the line went silent mid-frame (seq %u)",
+				     (unsigned int)fault->seq);
 		break;
 	}
-	/* A report, never a reply: the damaged header's seq may be anything, even a pending request's. */
+	/* A report, never a reply: the damaged header's seq may be anything, even a pending
+	 * request's. */
 	send_error(dev, HIL_UNSOLICITED_SEQ, fault->fault);
 }
 
@@ -690,28 +458,28 @@ static void write_line(struct hil_device *dev, const char *format, ...)
 
 	va_end(args);
 	if (n > 0) {
-		port_write(dev, (const uint8_t *)dev->line,
-			   (size_t)n < sizeof(dev->line) ? (size_t)n : sizeof(dev->line) - 1U);
+		hil_dev_write(dev, (const uint8_t *)dev->line,
+			      (size_t)n < sizeof(dev->line) ? (size_t)n : sizeof(dev->line) - 1U);
 	}
 }
 
 int hil_device_boot(struct hil_device *dev)
 {
-	stop_stream(dev);
+	hil_dev_stop_stream(dev);
 	memset(&dev->stream, 0, sizeof(dev->stream));
 	dev->reset_pending = false;
 	hil_decoder_init(&dev->decoder, HIL_MAX_PAYLOAD_BYTES);
 
-	int err = api(dev)->boot(ectx(dev));
+	int err = hil_dev_api(dev)->boot(hil_dev_ectx(dev));
 
 	write_line(dev, "HIL BOOT fw=%s proto=%u board=%s build=%s\r\n", dev->cfg.firmware_version,
 		   HIL_PROTOCOL_VERSION, dev->cfg.board, dev->cfg.build_id);
 	for (size_t i = 0; i < model_count(dev); i++) {
-		const struct hil_model_info *m = api(dev)->model(ectx(dev), i);
+		const struct hil_model_info *m = hil_dev_api(dev)->model(hil_dev_ectx(dev), i);
 
 		if (!m->ready) {
 			write_line(dev, "HIL WARN model %s unusable: %s\r\n", m->name,
-				   api(dev)->last_error(ectx(dev), i));
+				   hil_dev_api(dev)->last_error(hil_dev_ectx(dev), i));
 		}
 	}
 	write_line(dev, "HIL READY\r\n");
@@ -740,27 +508,4 @@ size_t hil_device_rx_wanted(const struct hil_device *dev)
 bool hil_device_reset_pending(const struct hil_device *dev)
 {
 	return dev->reset_pending;
-}
-
-bool hil_device_sensor_streaming(const struct hil_device *dev)
-{
-	return dev->stream.active && dev->stream.params.source == HIL_SOURCE_SENSOR;
-}
-
-int hil_device_sensor_samples(struct hil_device *dev, const float *values, size_t count)
-{
-	if (!hil_device_sensor_streaming(dev)) {
-		return -EINVAL;
-	}
-	for (size_t i = 0; i < count; i++) {
-		memcpy(hil_stream_slot(&dev->stream), &values[i * dev->stream.channels],
-		       dev->stream.channels * sizeof(float));
-
-		int err = push_sample(dev);
-
-		if (err != 0) {
-			return err;
-		}
-	}
-	return 0;
 }

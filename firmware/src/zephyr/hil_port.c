@@ -170,7 +170,7 @@ size_t hil_port_read(uint8_t *buf, size_t len)
 
 void hil_port_wake_after(size_t bytes)
 {
-	/* Each UART interrupt wakes the reader: a board's UART delivers a few bytes per interrupt. */
+	/* Each UART interrupt wakes the reader: a UART hands over a few bytes at a time. */
 	ARG_UNUSED(bytes);
 }
 

@@ -66,7 +66,7 @@ static void rx_thread(void *a, void *b, void *c)
 		if (ring_buf_put(&rx_ring, &byte, 1) == 0U) {
 			rx_dropped++;
 		}
-		/* One wake-up per frame, not per byte: each costs the guest two context switches. */
+		/* One wake-up per frame, not per byte: each costs two context switches. */
 		if (ring_buf_size_get(&rx_ring) >= (uint32_t)atomic_get(&wake_after) ||
 		    ring_buf_space_get(&rx_ring) == 0U) {
 			k_sem_give(port_wake);
