@@ -14,6 +14,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.backends import Backend, EmulatorCost, SensorPlayback, backend_class
 from hil.config import HilConfig, Target
@@ -142,7 +143,7 @@ class Device:
                 f"{self.target.name} speaks protocol {version}, this host speaks {p.PROTOCOL_VERSION}: "
                 "rebuild the firmware or upgrade tinyml-hil"
             )
-        info = p.unpack_info(payload)
+        info = msg.unpack_info(payload)
         self.link.max_payload_bytes = info.max_payload_bytes  # oversize requests fail before they are sent
         if known is not None and info == known and len(self._models) == info.model_count:
             self.phases.add(HANDSHAKE, attempt, time.monotonic())
@@ -150,7 +151,7 @@ class Device:
         self._info = info
         self._models = {}
         for index in range(info.model_count):
-            model = p.unpack_model_info(self._request(p.MsgType.MODEL_INFO, p.pack_model_info_request(index)))
+            model = msg.unpack_model_info(self._request(p.MsgType.MODEL_INFO, msg.pack_model_info_request(index)))
             self._models[model.name] = model
         self.phases.add(HANDSHAKE, attempt, time.monotonic())  # the answered INFO and every MODEL_INFO
         return info
@@ -207,9 +208,9 @@ class Device:
             raise ConfigError(
                 f"wrong input shape for {model}: got {list(array.shape)}, the model takes {spec.describe()}"
             )
-        request = p.InferRequest(model, TFLITE_TYPE_CODES[spec.dtype], array.tobytes())
-        raw = self._request(p.MsgType.INFER, p.pack_infer_request(request), timeout_s, model=model)
-        reply = p.unpack_infer_reply(raw)
+        request = msg.InferRequest(model, TFLITE_TYPE_CODES[spec.dtype], array.tobytes())
+        raw = self._request(p.MsgType.INFER, msg.pack_infer_request(request), timeout_s, model=model)
+        reply = msg.unpack_infer_reply(raw)
         out_spec = self.model(model).output
         if len(reply.output) != out_spec.nbytes:
             raise ProtocolError(f"{model} output has {len(reply.output)} bytes, expected {out_spec.nbytes}")
@@ -255,21 +256,21 @@ class Device:
         threshold: float,
         idle_class: int | None = None,
         refractory_samples: int = 0,
-        source: int = p.SOURCE_FED,
+        source: int = msg.SOURCE_FED,
     ) -> None:
         """Start windowed inference on a sample stream (docs/protocol.md, "Streaming")."""
         self.model(model)
-        idle = p.NO_IDLE_CLASS if idle_class is None else idle_class
-        start = p.StreamStart(model, source, hop, idle, threshold, refractory_samples)
+        idle = msg.NO_IDLE_CLASS if idle_class is None else idle_class
+        start = msg.StreamStart(model, source, hop, idle, threshold, refractory_samples)
         self._stream_channels = self._window_channels(model)
         self.link.unsolicited.clear()
-        self._request(p.MsgType.STREAM_START, p.pack_stream_start(start))
+        self._request(p.MsgType.STREAM_START, msg.pack_stream_start(start))
 
     def _window_channels(self, model: str) -> int:
         shape = self.model(model).input.shape
         return shape[2] if len(shape) > 2 else 1
 
-    def feed(self, samples: np.ndarray) -> list[p.Event]:
+    def feed(self, samples: np.ndarray) -> list[msg.Event]:
         """Send samples (count x channels, physical units) in as few frames as fit; return the events raised."""
         channels = self._stream_channels
         if channels is None:
@@ -277,27 +278,27 @@ class Device:
         data = np.asarray(samples, dtype=np.float32).reshape(-1, channels)
         per_frame = (self.info.max_payload_bytes - 2) // (4 * channels)
         for first in range(0, len(data), per_frame):
-            self._request(p.MsgType.FEED, p.pack_feed(data[first : first + per_frame]))
+            self._request(p.MsgType.FEED, msg.pack_feed(data[first : first + per_frame]))
         return self.events()
 
-    def stop_stream(self) -> p.StreamTotals:
+    def stop_stream(self) -> msg.StreamTotals:
         self._stream_channels = None
-        return p.unpack_stream_totals(self._request(p.MsgType.STREAM_STOP))
+        return msg.unpack_stream_totals(self._request(p.MsgType.STREAM_STOP))
 
-    def events(self) -> list[p.Event]:
+    def events(self) -> list[msg.Event]:
         """Events received since the last call (device-side detections while streaming)."""
         frames = [f for f in self.link.unsolicited if f.type == p.MsgType.EVENT]
         self.link.unsolicited.clear()
-        return [p.unpack_event(f.payload) for f in frames]
+        return [msg.unpack_event(f.payload) for f in frames]
 
     # --- memory, profile, maintenance -------------------------------------------------------
 
     def memory(self) -> MemoryReport:
-        return p.unpack_memory(self._request(p.MsgType.MEMORY))
+        return msg.unpack_memory(self._request(p.MsgType.MEMORY))
 
     def profile(self) -> list[OpProfile]:
         """Per-operator ticks of the last inference (empty if the device cannot profile)."""
-        return p.unpack_profile(self._request(p.MsgType.PROFILE))
+        return msg.unpack_profile(self._request(p.MsgType.PROFILE))
 
     def echo(self, data: bytes) -> bytes:
         return self._request(p.MsgType.ECHO, data)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import serial
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.errors import ConfigError, DeviceError, DeviceLost, DeviceTimeout, ProtocolError
 
@@ -179,7 +180,7 @@ class Link:
     def _reply_payload(self, frame: p.Frame, msg_type: p.MsgType, what: str) -> bytes:
         if frame.type == p.MsgType.ERROR:
             try:
-                err = p.unpack_error(frame.payload)
+                err = msg.unpack_error(frame.payload)
             except ProtocolError as bad:
                 raise ProtocolError(f"unreadable ERROR reply to {what}: {bad}") from bad
             raise DeviceError(err.code, p.error_name(err.code), err.message, what)
@@ -278,7 +279,7 @@ class Link:
 
 def _error_text(payload: bytes) -> str:
     try:
-        err = p.unpack_error(payload)
+        err = msg.unpack_error(payload)
     except ProtocolError as bad:
         return f"unreadable ERROR report ({bad})"
     return f"{p.error_name(err.code)}: {err.message}"

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from hil import checks, stimuli
-from hil import protocol as p
+from hil import messages as msg
 from hil.backends import SensorPlayback
 from hil.config import HilConfig, load_config
 from hil.device import Device
@@ -284,7 +284,7 @@ class HilSession:
         if source == "sensor":
             with device.phases.span(SENSOR, stimulus=stimulus.path.name, duration_s=stimulus.duration_s):
                 playback = device.play_into_sensor(stimulus)
-                device.start_stream(model, **start, source=p.SOURCE_SENSOR)
+                device.start_stream(model, **start, source=msg.SOURCE_SENSOR)
                 self._wait_played(device, playback)
             raw = []
         else:

@@ -30,6 +30,7 @@ from typing import TextIO
 
 import numpy as np
 
+from hil import messages as msg
 from hil import protocol as p
 from hil import tflm
 from hil.errors import HilError
@@ -107,7 +108,7 @@ class _LoadedModel:
 class _Stream:
     """The windowing of docs/protocol.md "Streaming", on samples fed over the protocol."""
 
-    def __init__(self, model: _LoadedModel, start: p.StreamStart, clock: InvokeClock) -> None:
+    def __init__(self, model: _LoadedModel, start: msg.StreamStart, clock: InvokeClock) -> None:
         shape = model.info.input.shape
         sensor_window = shape[0] == 1 and (len(shape) in (2, 3) or (len(shape) == 4 and shape[3] == 1))
         if not sensor_window:
@@ -116,7 +117,7 @@ class _Stream:
             )
         if start.hop < 1:
             raise Refused(p.ErrorCode.MALFORMED, "STREAM_START hop must be at least 1")
-        if start.source not in (p.SOURCE_FED, p.SOURCE_SENSOR):
+        if start.source not in (msg.SOURCE_FED, msg.SOURCE_SENSOR):
             raise Refused(p.ErrorCode.UNSUPPORTED, f"unknown sample source {start.source}: use 0 (FEED) or 1 (sensor)")
         self.model = model
         self.start = start
@@ -127,7 +128,7 @@ class _Stream:
         self.samples = self.inferences = self.events = 0
         self.last_event: int | None = None
 
-    def push(self, samples: np.ndarray) -> list[p.Event]:
+    def push(self, samples: np.ndarray) -> list[msg.Event]:
         events = []
         for sample in samples:
             self.ring[self.samples % self.window] = sample
@@ -137,7 +138,7 @@ class _Stream:
                 events.append(event)
         return events
 
-    def _infer(self) -> p.Event | None:
+    def _infer(self) -> msg.Event | None:
         spec, out_spec = self.model.info.input, self.model.info.output
         oldest_first = np.roll(self.ring, -(self.samples % self.window), axis=0)
         output, ticks = self.clock.invoke(self.start.model, self.model.interpreter, spec.quantize(oldest_first))
@@ -150,10 +151,10 @@ class _Stream:
             return None
         self.last_event = self.samples
         self.events += 1
-        return p.Event(self.samples, self.start.model, top, score, ticks)
+        return msg.Event(self.samples, self.start.model, top, score, ticks)
 
-    def totals(self) -> p.StreamTotals:
-        return p.StreamTotals(self.samples, self.inferences, self.events)
+    def totals(self) -> msg.StreamTotals:
+        return msg.StreamTotals(self.samples, self.inferences, self.events)
 
 
 class TwinFirmware:
@@ -223,7 +224,7 @@ class TwinFirmware:
 
     @staticmethod
     def _error(seq: int, code: p.ErrorCode, message: str) -> bytes:
-        return p.encode_frame(p.MsgType.ERROR, seq, p.pack_error(p.ErrorReply(code, message)))
+        return p.encode_frame(p.MsgType.ERROR, seq, msg.pack_error(msg.ErrorReply(code, message)))
 
     def _info(self, payload: bytes) -> bytes:
         if payload:
@@ -239,14 +240,14 @@ class TwinFirmware:
             runtime,
             self.build_id,
         )
-        return p.pack_info(info)
+        return msg.pack_info(info)
 
     def _model_info(self, payload: bytes) -> bytes:
-        index = p.unpack_model_info_request(payload)
+        index = msg.unpack_model_info_request(payload)
         models = list(self._models.values())
         if index >= len(models):
             raise Refused(p.ErrorCode.UNKNOWN_MODEL, f"model index {index} out of range: this device has {len(models)}")
-        return p.pack_model_info(models[index].info)
+        return msg.pack_model_info(models[index].info)
 
     def _model(self, name: str) -> _LoadedModel:
         model = self._models.get(name)
@@ -256,7 +257,7 @@ class TwinFirmware:
         return model
 
     def _infer(self, payload: bytes) -> bytes:
-        request = p.unpack_infer_request(payload)
+        request = msg.unpack_infer_request(payload)
         model = self._model(request.model)
         spec = model.info.input
         if request.dtype_code != TFLITE_TYPE_CODES[spec.dtype]:
@@ -272,7 +273,7 @@ class TwinFirmware:
             output, ticks = self.clock.invoke(request.model, model.interpreter, tensor)
         except (RuntimeError, ValueError) as err:
             raise Refused(p.ErrorCode.INVOKE_FAILED, f"invoke failed: {err}") from err
-        return p.pack_infer_reply(p.InferReply(ticks, model.info.arena_used_bytes, output.tobytes()))
+        return msg.pack_infer_reply(msg.InferReply(ticks, model.info.arena_used_bytes, output.tobytes()))
 
     @staticmethod
     def _reset(payload: bytes) -> bytes:
@@ -282,9 +283,9 @@ class TwinFirmware:
 
     def _stream_start(self, payload: bytes) -> bytes:
         self._stream = None  # any STREAM_START ends the running stream first, even one that is refused
-        start = p.unpack_stream_start(payload)
+        start = msg.unpack_stream_start(payload)
         stream = _Stream(self._model(start.model), start, self.clock)
-        if start.source == p.SOURCE_SENSOR:
+        if start.source == msg.SOURCE_SENSOR:
             self._emit(stream.push(self._sensor_samples(start.model, stream.channels)))
         self._stream = stream
         return b""
@@ -306,24 +307,24 @@ class TwinFirmware:
         self.sensor_file.unlink()
         return data[: len(data) - len(data) % channels].reshape(-1, channels)
 
-    def _emit(self, events: list[p.Event]) -> None:
+    def _emit(self, events: list[msg.Event]) -> None:
         for event in events:
             self._outbox += [
-                p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, p.pack_event(event)),
-                p.event_line(event),
+                p.encode_frame(p.MsgType.EVENT, p.UNSOLICITED_SEQ, msg.pack_event(event)),
+                msg.event_line(event),
             ]
 
     def _feed(self, payload: bytes) -> bytes:
         if self._stream is None:
             raise Refused(p.ErrorCode.UNSUPPORTED, "no stream: send STREAM_START first")
         stream = self._stream
-        if stream.start.source != p.SOURCE_FED:
+        if stream.start.source != msg.SOURCE_FED:
             raise Refused(p.ErrorCode.UNSUPPORTED, "the stream takes its samples from the sensor: FEED needs source 0")
         before = stream.totals()
-        self._emit(stream.push(p.unpack_feed(payload, stream.channels)))
+        self._emit(stream.push(msg.unpack_feed(payload, stream.channels)))
         after = stream.totals()
-        return p.pack_feed_reply(
-            p.FeedReply(after.samples, after.inferences - before.inferences, after.events - before.events)
+        return msg.pack_feed_reply(
+            msg.FeedReply(after.samples, after.inferences - before.inferences, after.events - before.events)
         )
 
     def _stream_stop(self, payload: bytes) -> bytes:
@@ -332,17 +333,17 @@ class TwinFirmware:
         if self._stream is None:
             raise Refused(p.ErrorCode.UNSUPPORTED, "no stream to stop")
         totals, self._stream = self._stream.totals(), None
-        return p.pack_stream_totals(totals)
+        return msg.pack_stream_totals(totals)
 
     def _profile(self, payload: bytes) -> bytes:
         if payload:
             raise p.MalformedPayload("PROFILE takes no payload")
-        return p.pack_profile([])  # TFLM's Python runtime exposes no per-op timing
+        return msg.pack_profile([])  # TFLM's Python runtime exposes no per-op timing
 
     def _memory(self, payload: bytes) -> bytes:
         if payload:
             raise p.MalformedPayload("MEMORY takes no payload")
-        return p.pack_memory(MemoryReport(None, None, None, None))  # a host process has no MCU stack or heap
+        return msg.pack_memory(MemoryReport(None, None, None, None))  # a host process has no MCU stack or heap
 
 
 STOPPED_HOST_S = 30.0  # a host stopped (SIGSTOP, a debugger) this long is taken for gone

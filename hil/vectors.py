@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hil import messages as msg
 from hil import protocol as p
 
 T = p.MsgType
@@ -49,7 +50,7 @@ def error_item(code: p.ErrorCode, seq: int) -> str:
 
 def frame_item(frame: p.Frame) -> str:
     if frame.type == T.ERROR:
-        return error_item(p.ErrorCode(p.unpack_error(frame.payload).code), frame.seq)
+        return error_item(p.ErrorCode(msg.unpack_error(frame.payload).code), frame.seq)
     return item_text(frame)
 
 
@@ -73,13 +74,13 @@ def parse(text: str) -> list[Vector]:
 
 
 def _encodes() -> list[tuple[int, int, bytes]]:
-    infer = p.pack_infer_request(p.InferRequest("sine", 9, b"\x10"))
+    infer = msg.pack_infer_request(msg.InferRequest("sine", 9, b"\x10"))
     return [
         (T.INFO, 1, b""),
         (T.MODEL_INFO, 2, b"\x00"),
         (T.INFER, 3, infer),
         (T.ECHO, 255, bytes(range(16))),
-        (T.ERROR, 7, p.pack_error(p.ErrorReply(p.ErrorCode.BAD_SIZE, "x"))),
+        (T.ERROR, 7, msg.pack_error(msg.ErrorReply(p.ErrorCode.BAD_SIZE, "x"))),
     ]
 
 
@@ -103,7 +104,7 @@ def _streams() -> list[bytes]:
 
 def _requests() -> list[bytes]:
     def infer(model: str, dtype: int, data: bytes) -> bytes:
-        return p.pack_infer_request(p.InferRequest(model, dtype, data))
+        return msg.pack_infer_request(msg.InferRequest(model, dtype, data))
 
     return [
         p.encode_frame(T.ECHO, 1, b"ping"),
@@ -119,22 +120,22 @@ def _requests() -> list[bytes]:
         p.encode_frame(T.PROFILE, 11, b"\x01"),
         p.encode_frame(T.MODEL_INFO, 12, b""),
         p.encode_frame(T.ECHO, 13, b"x")[:-1] + b"\x00",
-        p.encode_frame(T.FEED, 14, p.pack_feed(np.zeros((1, 1)))),
-        p.encode_frame(T.STREAM_START, 15, p.pack_stream_start(p.StreamStart("nosuch", 0, 1, 255, 0.5, 0))),
-        p.encode_frame(T.STREAM_START, 16, p.pack_stream_start(p.StreamStart("sine", 0, 0, 255, 0.5, 0))),
+        p.encode_frame(T.FEED, 14, msg.pack_feed(np.zeros((1, 1)))),
+        p.encode_frame(T.STREAM_START, 15, msg.pack_stream_start(msg.StreamStart("nosuch", 0, 1, 255, 0.5, 0))),
+        p.encode_frame(T.STREAM_START, 16, msg.pack_stream_start(msg.StreamStart("sine", 0, 0, 255, 0.5, 0))),
         p.encode_frame(T.STREAM_STOP, 17),
         # A whole stream: a threshold no score reaches, so the replies do not depend on the weights.
-        p.encode_frame(T.STREAM_START, 18, p.pack_stream_start(p.StreamStart("sine", 0, 1, 255, 2.0, 0)))
-        + p.encode_frame(T.FEED, 19, p.pack_feed(np.array([[0.0], [1.5]])))
-        + p.encode_frame(T.FEED, 20, p.pack_feed(np.zeros((2, 1)))[:-4])
+        p.encode_frame(T.STREAM_START, 18, msg.pack_stream_start(msg.StreamStart("sine", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.FEED, 19, msg.pack_feed(np.array([[0.0], [1.5]])))
+        + p.encode_frame(T.FEED, 20, msg.pack_feed(np.zeros((2, 1)))[:-4])
         + p.encode_frame(T.STREAM_STOP, 21),
         # Garbage whose fake headers carry seq 7 and 2, then request seq 2: the faults are reported on
         # seq 0, so the only reply with seq 2 is the request's own.
         bytes.fromhex("00ffa55a0307ffff414243a55a0102030000deadbe") + p.encode_frame(T.ECHO, 2, b"ok"),
         # A refused STREAM_START leaves no stream: the FEED after it is UNSUPPORTED.
-        p.encode_frame(T.STREAM_START, 22, p.pack_stream_start(p.StreamStart("sine", 0, 1, 255, 2.0, 0)))
-        + p.encode_frame(T.STREAM_START, 23, p.pack_stream_start(p.StreamStart("nosuch", 0, 1, 255, 2.0, 0)))
-        + p.encode_frame(T.FEED, 24, p.pack_feed(np.zeros((1, 1)))),
+        p.encode_frame(T.STREAM_START, 22, msg.pack_stream_start(msg.StreamStart("sine", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.STREAM_START, 23, msg.pack_stream_start(msg.StreamStart("nosuch", 0, 1, 255, 2.0, 0)))
+        + p.encode_frame(T.FEED, 24, msg.pack_feed(np.zeros((1, 1)))),
         # A NUL in a string is MALFORMED (C would read "sine\0" as "sine").
         p.encode_frame(T.INFER, 25, b"\x05sine\x00\x09\x00"),
         # What arrives together with a RESET is dropped: the device is rebooting.

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from serial.tools import list_ports
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.errors import BoardError, DeviceLost, HilError
 from hil.lab.bench import Lab, Lease
@@ -201,7 +202,7 @@ class BoardStrategy:
             if banner := _banner_identity(link):
                 return banner
             try:
-                info = p.unpack_info(link.request(p.MsgType.INFO, b"", INFO_RETRY_S, reboot_ok=True))
+                info = msg.unpack_info(link.request(p.MsgType.INFO, b"", INFO_RETRY_S, reboot_ok=True))
                 return Identity(getattr(info, "build_id", None) or None, "INFO", info.firmware_version)
             except DeviceLost:
                 raise

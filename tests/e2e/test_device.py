@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hil import protocol as p
+from hil import messages as msg
 from hil.backends import Backend
 from hil.config import HilConfig, Target, load_config
 from hil.errors import ConfigError, DeviceError, DeviceLost, DeviceTimeout, SensorUnavailable
@@ -81,11 +81,11 @@ def test_twin_refuses_feed_during_a_sensor_stream_and_sensor_streams_of_non_stre
     session: HilSession,
 ) -> None:
     device = session.device()
-    device.start_stream("gesture", hop=16, threshold=0.95, source=p.SOURCE_SENSOR)
+    device.start_stream("gesture", hop=16, threshold=0.95, source=msg.SOURCE_SENSOR)
     with pytest.raises(DeviceError, match="FEED needs source 0"):
         device.feed(np.zeros((1, 3), dtype=np.float32))
     with pytest.raises(DeviceError, match="sine has no sensor stream in its manifest"):
-        device.start_stream("sine", hop=1, threshold=0.5, source=p.SOURCE_SENSOR)
+        device.start_stream("sine", hop=1, threshold=0.5, source=msg.SOURCE_SENSOR)
 
 
 def test_sensor_stream_where_no_sensor_can_be_fed_is_unavailable(tmp_path: Path) -> None:

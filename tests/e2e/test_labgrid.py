@@ -23,6 +23,7 @@ import pytest
 import serial
 from labgrid_bench import LabgridBench, skip_unless_bench_available
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.backends._process import ChildProcess
 from hil.errors import BackendUnavailable, BoardBusy, BoardError
@@ -88,7 +89,7 @@ def test_acquired_place_console_answers_the_protocol_handshake(bench: LabgridBen
         port = serial.serial_for_url(url, baudrate=115200, timeout=p.STALE_FRAME_S)
         link = Link(port, name=PLACE, console_log=tmp_path / "console.log")
         try:
-            info = p.unpack_info(link.request(p.MsgType.INFO, timeout_s=10))
+            info = msg.unpack_info(link.request(p.MsgType.INFO, timeout_s=10))
         finally:
             link.close()
     assert info.firmware_version.startswith("twin-")

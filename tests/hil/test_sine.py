@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.device import Device
 from hil.errors import ConfigError, DeviceError
@@ -48,14 +49,14 @@ def test_wrong_dtype_is_refused_by_host(dut: Device) -> None:
 
 
 def test_wrong_size_is_refused_by_device(dut: Device) -> None:
-    request = p.pack_infer_request(p.InferRequest("sine", 9, b"\x01\x02"))
+    request = msg.pack_infer_request(msg.InferRequest("sine", 9, b"\x01\x02"))
     with pytest.raises(DeviceError, match="BAD_SIZE") as info:
         dut.link.request(p.MsgType.INFER, request)
     assert info.value.code == p.ErrorCode.BAD_SIZE
 
 
 def test_unknown_model_is_refused_by_device(dut: Device) -> None:
-    request = p.pack_infer_request(p.InferRequest("no_such_model", 9, b"\x01"))
+    request = msg.pack_infer_request(msg.InferRequest("no_such_model", 9, b"\x01"))
     with pytest.raises(DeviceError, match="unknown model 'no_such_model'"):
         dut.link.request(p.MsgType.INFER, request)
 
@@ -83,4 +84,4 @@ def test_streaming_raises_one_event_at_the_sine_peak(dut: Device) -> None:
 
 def test_feed_without_stream_is_refused_by_device(dut: Device) -> None:
     with pytest.raises(DeviceError, match="UNSUPPORTED"):
-        dut.link.request(p.MsgType.FEED, p.pack_feed(np.zeros((1, 1))))
+        dut.link.request(p.MsgType.FEED, msg.pack_feed(np.zeros((1, 1))))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.cli import main
 from hil.errors import ConfigError, ProtocolError
@@ -325,16 +326,16 @@ def test_frame_cut_short_is_a_fault_once_the_line_goes_silent() -> None:
 
 PAYLOAD_CASES: list[tuple[str, Callable[[bytes], object], bytes, str]] = [
     # (case, the reply's decoder, its payload, what the error says)
-    ("info-short", p.unpack_info, b"\x01", "payload ends at byte 1, needed"),
-    ("info-long", p.unpack_info, b"\xff" * 200, "payload ends at byte 200"),
-    ("model-info-short", p.unpack_model_info, b"\x00" * 3, "payload ends at byte 3"),
-    ("error-empty", p.unpack_error, b"", "payload ends at byte 0, needed 1"),
-    ("event-short", p.unpack_event, b"\x00", "payload ends at byte 1"),
-    ("infer-reply-short", p.unpack_infer_reply, b"\x01\x02", "payload ends at byte 2"),
-    ("memory-empty", p.unpack_memory, b"", "payload ends at byte 0, needed 16"),
-    ("stream-totals-short", p.unpack_stream_totals, b"\x00\x00", "payload ends at byte 2"),
-    ("feed-reply-empty", p.unpack_feed_reply, b"", "payload ends at byte 0"),
-    ("profile-short", p.unpack_profile, b"\x05", "payload ends at byte 1"),
+    ("info-short", msg.unpack_info, b"\x01", "payload ends at byte 1, needed"),
+    ("info-long", msg.unpack_info, b"\xff" * 200, "payload ends at byte 200"),
+    ("model-info-short", msg.unpack_model_info, b"\x00" * 3, "payload ends at byte 3"),
+    ("error-empty", msg.unpack_error, b"", "payload ends at byte 0, needed 1"),
+    ("event-short", msg.unpack_event, b"\x00", "payload ends at byte 1"),
+    ("infer-reply-short", msg.unpack_infer_reply, b"\x01\x02", "payload ends at byte 2"),
+    ("memory-empty", msg.unpack_memory, b"", "payload ends at byte 0, needed 16"),
+    ("stream-totals-short", msg.unpack_stream_totals, b"\x00\x00", "payload ends at byte 2"),
+    ("feed-reply-empty", msg.unpack_feed_reply, b"", "payload ends at byte 0"),
+    ("profile-short", msg.unpack_profile, b"\x05", "payload ends at byte 1"),
 ]
 
 

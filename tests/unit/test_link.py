@@ -11,6 +11,7 @@ from collections import deque
 import pytest
 import serial
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.errors import DeviceError, DeviceLost, DeviceTimeout
 from hil.link import WRITE_CHUNK_BYTES, Link
@@ -55,7 +56,7 @@ def test_request_returns_reply_payload_and_keeps_console_text() -> None:
 
 
 def test_error_reply_raises_device_error_with_code() -> None:
-    error = p.pack_error(p.ErrorReply(p.ErrorCode.UNKNOWN_MODEL, "unknown model 'x'"))
+    error = msg.pack_error(msg.ErrorReply(p.ErrorCode.UNKNOWN_MODEL, "unknown model 'x'"))
     link = Link(ScriptedPort(lambda f: [p.encode_frame(p.MsgType.ERROR, f.seq, error)]), name="dut")
     with pytest.raises(DeviceError, match="UNKNOWN_MODEL: unknown model 'x'") as info:
         link.request(p.MsgType.INFER, b"", timeout_s=1)
@@ -104,7 +105,7 @@ def test_expect_line_finds_a_line_that_already_arrived() -> None:
 
 
 def test_events_that_arrive_with_the_reply_are_kept_for_events() -> None:
-    event = p.pack_event(p.Event(64, "gesture", 2, 0.9, 123))
+    event = msg.pack_event(msg.Event(64, "gesture", 2, 0.9, 123))
 
     def reply_then_event(frame: p.Frame) -> list[bytes]:
         reply = p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, b"")
@@ -117,7 +118,7 @@ def test_events_that_arrive_with_the_reply_are_kept_for_events() -> None:
 
 
 def test_fault_report_on_seq_0_is_never_taken_for_the_reply() -> None:
-    report = p.pack_error(p.ErrorReply(p.ErrorCode.BAD_CRC, "CRC-32 mismatch (damaged frame's seq 1)"))
+    report = msg.pack_error(msg.ErrorReply(p.ErrorCode.BAD_CRC, "CRC-32 mismatch (damaged frame's seq 1)"))
 
     def report_then_reply(frame: p.Frame) -> list[bytes]:
         return [p.encode_frame(p.MsgType.ERROR, 0, report), p.encode_frame(frame.type | p.REPLY_FLAG, frame.seq, b"ok")]

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hil import messages as msg
 from hil import protocol as p
 from hil import vectors
 from hil.errors import ProtocolError
@@ -96,8 +97,9 @@ def test_good_frame_after_garbage_is_found_once_the_line_goes_quiet(garbage: byt
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=200))
 def test_payload_decoders_raise_only_malformed(payload: bytes) -> None:
-    for unpack in (p.unpack_info, p.unpack_model_info, p.unpack_infer_reply, p.unpack_memory, p.unpack_profile,
-                   p.unpack_error, p.unpack_infer_request, p.unpack_model_info_request):  # fmt: skip
+    for unpack in (msg.unpack_info, msg.unpack_model_info, msg.unpack_infer_reply, msg.unpack_memory,
+                   msg.unpack_profile, msg.unpack_error, msg.unpack_infer_request,
+                   msg.unpack_model_info_request):  # fmt: skip
         with contextlib.suppress(p.MalformedPayload):
             unpack(payload)
 
@@ -106,41 +108,43 @@ def test_payloads_round_trip() -> None:
     spec = TensorSpec("int8", (1, 128, 3), 0.5, -3)
     info = DeviceInfo(2, 4096, 64_000_000, 2, "1.2.3", "nrf52840dk/nrf52840", "tflm", "0123456789abcdef")
     model = ModelInfo("gesture", 20000, 15000, spec, TensorSpec("int8", (1, 4), 1 / 256, -128), "ab" * 32)
-    assert p.unpack_info(p.pack_info(info)) == info
-    assert p.unpack_model_info(p.pack_model_info(model)) == model
-    assert p.unpack_memory(p.pack_memory(MemoryReport(4096, 1000, None, None))) == MemoryReport(4096, 1000, None, None)
+    assert msg.unpack_info(msg.pack_info(info)) == info
+    assert msg.unpack_model_info(msg.pack_model_info(model)) == model
+    assert msg.unpack_memory(msg.pack_memory(MemoryReport(4096, 1000, None, None))) == MemoryReport(
+        4096, 1000, None, None
+    )
     ops = [OpProfile("CONV_2D", 1234), OpProfile("SOFTMAX", 5)]
-    assert p.unpack_profile(p.pack_profile(ops)) == ops
+    assert msg.unpack_profile(msg.pack_profile(ops)) == ops
 
 
 def test_short_payload_names_the_missing_bytes() -> None:
     with pytest.raises(p.MalformedPayload, match="needed"):
-        p.unpack_memory(b"\x00" * 15)
+        msg.unpack_memory(b"\x00" * 15)
 
 
 def test_error_reply_truncates_long_messages_on_a_character_boundary() -> None:
-    payload = p.pack_error(p.ErrorReply(1, "é" * 200))
-    assert p.unpack_error(payload).message == "é" * 127
+    payload = msg.pack_error(msg.ErrorReply(1, "é" * 200))
+    assert msg.unpack_error(payload).message == "é" * 127
 
 
 def test_info_and_model_info_end_with_build_id_and_sha256() -> None:
     info = DeviceInfo(2, 4096, 0, 1, "1", "b", "r", "0123456789abcdef")
-    assert p.pack_info(info).endswith(b"\x100123456789abcdef")
+    assert msg.pack_info(info).endswith(b"\x100123456789abcdef")
     model = ModelInfo("m", 16, 8, TensorSpec("int8", (1,)), TensorSpec("int8", (1,)), "0f" * 32)
-    assert p.pack_model_info(model).endswith(b"\x40" + b"0f" * 32)
+    assert msg.pack_model_info(model).endswith(b"\x40" + b"0f" * 32)
 
 
 @pytest.mark.parametrize("build_id", ["0123456789ABCDEF", "0123456789abcde", "0123456789abcdef0", ""])
 def test_info_with_a_build_id_that_is_not_16_lowercase_hex_digits_is_malformed(build_id: str) -> None:
-    payload = p.pack_info(DeviceInfo(2, 4096, 0, 0, "1", "b", "r", build_id))
+    payload = msg.pack_info(DeviceInfo(2, 4096, 0, 0, "1", "b", "r", build_id))
     with pytest.raises(p.MalformedPayload, match="build id"):
-        p.unpack_info(payload)
+        msg.unpack_info(payload)
 
 
 def test_model_info_with_a_short_sha256_is_malformed() -> None:
-    payload = p.pack_model_info(ModelInfo("m", 16, 8, TensorSpec("int8", (1,)), TensorSpec("int8", (1,)), "0f"))
+    payload = msg.pack_model_info(ModelInfo("m", 16, 8, TensorSpec("int8", (1,)), TensorSpec("int8", (1,)), "0f"))
     with pytest.raises(p.MalformedPayload, match="m sha256"):
-        p.unpack_model_info(payload)
+        msg.unpack_model_info(payload)
 
 
 def test_boot_banner_names_the_build_id() -> None:

@@ -2,8 +2,9 @@
  * Copyright (c) 2026 tinyml-hil contributors
  * SPDX-License-Identifier: Apache-2.0
  *
- * What the dispatcher's two files share (hil_device.c: the requests; hil_device_stream.c:
- * streaming). Not for the glue: it talks to struct hil_device through hil_device.h only.
+ * What the dispatcher's files share: hil_dispatch.c takes the requests, hil_device_stream.c the
+ * streaming ones, hil_device_refuse.c words the refusals. Not for the glue: it talks to struct
+ * hil_device through hil_device.h only.
  */
 
 #ifndef HIL_CORE_HIL_DEVICE_INTERNAL_H_
@@ -42,6 +43,9 @@ enum hil_error_code hil_dev_malformed(struct hil_device *dev, uint8_t type,
 
 /* HIL_ERR_NONE for an empty payload, else the twin's "takes no payload" refusal. */
 enum hil_error_code hil_dev_no_payload(struct hil_device *dev, uint8_t type, size_t len);
+
+/* The models the engine serves, at most 255 (the protocol's count is a byte). */
+size_t hil_dev_model_count(const struct hil_device *dev);
 
 /* The model's index, or HIL_MODEL_NONE. */
 size_t hil_dev_find_model(const struct hil_device *dev, struct hil_str name);

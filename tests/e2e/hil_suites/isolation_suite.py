@@ -18,6 +18,7 @@ import contextlib
 import numpy as np
 import pytest
 
+from hil import messages as msg
 from hil import protocol as p
 from hil.backends import Backend
 from hil.device import Device
@@ -59,7 +60,7 @@ def test_the_next_test_starts_from_a_freshly_reset_device(
         pytest.skip("needs the file's first test (the one that leaves the device dirty) to run before it")
     assert _boots(dut) > boots_before, "the device did not boot again between the tests"
     with pytest.raises(DeviceError, match="UNSUPPORTED"):  # FEED outside a stream: the old stream is gone
-        dut.link.request(p.MsgType.FEED, p.pack_feed(np.zeros((1, 1))))
+        dut.link.request(p.MsgType.FEED, msg.pack_feed(np.zeros((1, 1))))
     assert dut.echo(b"whole") == b"whole"  # the half frame went with the reset
     dut.start_stream("sine", hop=1, threshold=2.0)
     dut.feed(np.zeros((3, 1), dtype=np.float32))

@@ -1,6 +1,10 @@
 /*
  * Copyright (c) 2026 tinyml-hil contributors
  * SPDX-License-Identifier: Apache-2.0
+ *
+ * The dispatcher behind hil_device.h: received bytes become frames, each request is answered as
+ * the twin answers it (hil/twin.py), and the boot lines are printed. Streaming requests are in
+ * hil_device_stream.c, the wording of refusals in hil_device_refuse.c.
  */
 
 #include "hil_device.h"
@@ -12,55 +16,6 @@
 
 #include "hil_device_internal.h"
 #include "hil_wire.h"
-
-enum hil_error_code hil_dev_refuse(struct hil_device *dev, enum hil_error_code code,
-				   const char *format, ...)
-{
-	va_list args;
-
-	va_start(args, format);
-	int n = vsnprintf(dev->message, sizeof(dev->message), format, args);
-
-	va_end(args);
-	if (n < 0) {
-		dev->message[0] = '\0';
-	}
-	return code;
-}
-
-enum hil_error_code hil_dev_malformed(struct hil_device *dev, uint8_t type,
-				      const struct hil_reader *r)
-{
-	const char *name = hil_msg_type_name(type);
-
-	switch (r->error) {
-	case HIL_READ_SHORT:
-		return hil_dev_refuse(dev, HIL_ERR_MALFORMED,
-				      "%s: payload ends at byte %u, needed %u", name,
-				      (unsigned int)r->len, (unsigned int)r->needed);
-	case HIL_READ_NOT_UTF8:
-		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: string is not UTF-8", name);
-	case HIL_READ_NUL:
-		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: string contains a NUL byte",
-				      name);
-	case HIL_READ_TRAILING:
-		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: %u unexpected trailing bytes",
-				      name, (unsigned int)(r->len - r->pos));
-	default:
-		return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: malformed payload", name);
-	}
-}
-
-enum hil_error_code hil_dev_no_payload(struct hil_device *dev, uint8_t type, size_t len)
-{
-	if (len == 0U) {
-		return HIL_ERR_NONE;
-	}
-
-	const char *name = hil_msg_type_name(type);
-
-	return hil_dev_refuse(dev, HIL_ERR_MALFORMED, "%s: %s takes no payload", name, name);
-}
 
 static void send_frame(struct hil_device *dev, uint8_t type, uint8_t seq, size_t payload_len)
 {
@@ -75,57 +30,6 @@ static void send_error(struct hil_device *dev, uint8_t seq, enum hil_error_code 
 	hil_write_u8(&w, (uint8_t)code);
 	hil_write_cstr(&w, dev->message);
 	send_frame(dev, HIL_MSG_ERROR, seq, w.len);
-}
-
-static size_t model_count(const struct hil_device *dev)
-{
-	size_t n = hil_dev_api(dev)->model_count(hil_dev_ectx(dev));
-
-	return n > 255U ? 255U : n;
-}
-
-size_t hil_dev_find_model(const struct hil_device *dev, struct hil_str name)
-{
-	for (size_t i = 0; i < model_count(dev); i++) {
-		const char *candidate = hil_dev_api(dev)->model(hil_dev_ectx(dev), i)->name;
-
-		if (strlen(candidate) == name.len && memcmp(candidate, name.data, name.len) == 0) {
-			return i;
-		}
-	}
-	return HIL_MODEL_NONE;
-}
-
-enum hil_error_code hil_dev_unknown_model(struct hil_device *dev, struct hil_str name)
-{
-	int n = snprintf(dev->message, sizeof(dev->message),
-			 "unknown model '%.*s': this device has ", (int)name.len, name.data);
-
-	for (size_t i = 0; i < model_count(dev) && n >= 0 && (size_t)n < sizeof(dev->message);
-	     i++) {
-		int more = snprintf(&dev->message[n], sizeof(dev->message) - (size_t)n, "%s%s",
-				    i > 0U ? ", " : "",
-				    hil_dev_api(dev)->model(hil_dev_ectx(dev), i)->name);
-
-		n = more < 0 ? -1 : n + more;
-	}
-	return HIL_ERR_UNKNOWN_MODEL;
-}
-
-void hil_dev_describe(char *buf, size_t cap, const struct hil_tensor_spec *spec)
-{
-	const char *type = hil_tensor_type_name(spec->type);
-	int n = snprintf(buf, cap, "%s[", type != NULL ? type : "unknown");
-
-	for (unsigned int i = 0; i < spec->ndims && n >= 0 && (size_t)n < cap; i++) {
-		int more = snprintf(&buf[n], cap - (size_t)n, "%s%u", i > 0U ? "," : "",
-				    (unsigned int)spec->dims[i]);
-
-		n = more < 0 ? -1 : n + more;
-	}
-	if (n >= 0 && (size_t)n < cap) {
-		(void)snprintf(&buf[n], cap - (size_t)n, "]");
-	}
 }
 
 static void write_tensor_spec(struct hil_writer *w, const struct hil_tensor_spec *spec)
@@ -151,7 +55,7 @@ static enum hil_error_code on_info(struct hil_device *dev, const uint8_t *payloa
 	hil_write_u8(w, HIL_PROTOCOL_VERSION);
 	hil_write_u16(w, HIL_MAX_PAYLOAD_BYTES);
 	hil_write_u32(w, dev->cfg.clock.hz);
-	hil_write_u8(w, (uint8_t)model_count(dev));
+	hil_write_u8(w, (uint8_t)hil_dev_model_count(dev));
 	hil_write_cstr(w, dev->cfg.firmware_version);
 	hil_write_cstr(w, dev->cfg.board);
 	hil_write_cstr(w, hil_dev_api(dev)->runtime(hil_dev_ectx(dev)));
@@ -171,10 +75,10 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	if (!hil_read_done(&r)) {
 		return hil_dev_malformed(dev, HIL_MSG_MODEL_INFO, &r);
 	}
-	if (index >= model_count(dev)) {
+	if (index >= hil_dev_model_count(dev)) {
 		return hil_dev_refuse(dev, HIL_ERR_UNKNOWN_MODEL,
 				      "model index %u out of range: this device has %u",
-				      (unsigned int)index, (unsigned int)model_count(dev));
+				      (unsigned int)index, (unsigned int)hil_dev_model_count(dev));
 	}
 
 	const struct hil_model_info *m = hil_dev_api(dev)->model(hil_dev_ectx(dev), index);
@@ -186,14 +90,6 @@ static enum hil_error_code on_model_info(struct hil_device *dev, const uint8_t *
 	write_tensor_spec(w, &m->output);
 	hil_write_cstr(w, m->sha256);
 	return HIL_ERR_NONE;
-}
-
-enum hil_error_code hil_dev_not_ready(struct hil_device *dev, size_t index)
-{
-	const char *why = hil_dev_api(dev)->last_error(hil_dev_ectx(dev), index);
-
-	return hil_dev_refuse(dev, HIL_ERR_INVOKE_FAILED, "model %s is not allocated: %s",
-			      hil_dev_api(dev)->model(hil_dev_ectx(dev), index)->name, why);
 }
 
 static enum hil_error_code on_infer(struct hil_device *dev, const uint8_t *payload, size_t len,
@@ -474,7 +370,7 @@ int hil_device_boot(struct hil_device *dev)
 
 	write_line(dev, "HIL BOOT fw=%s proto=%u board=%s build=%s\r\n", dev->cfg.firmware_version,
 		   HIL_PROTOCOL_VERSION, dev->cfg.board, dev->cfg.build_id);
-	for (size_t i = 0; i < model_count(dev); i++) {
+	for (size_t i = 0; i < hil_dev_model_count(dev); i++) {
 		const struct hil_model_info *m = hil_dev_api(dev)->model(hil_dev_ectx(dev), i);
 
 		if (!m->ready) {
