@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from minimal_metrics import minimal_metrics
 
 from hil import doctables
 from hil.build import _linker_regions, image_sizes
@@ -115,26 +116,7 @@ def write_bundle(folder: Path, target: str, build_id: str, instructions: float |
     if instructions is not None:
         record["emulated_cost"] = {"count": 4, "instructions_median": instructions, "virtual_us_median": 128.5,
                                    "device_us_median": 58.0}  # fmt: skip
-    metrics = {
-        "schema": "tinyml-hil.metrics/2",
-        "run_id": "r1",
-        "complete": True,
-        "environment": {},
-        "finished": "2026-11-30T10:00:00+00:00",
-        "targets": [target],
-        "devices": [{"target": target, "build_id": build_id}],
-        "summary": {"tests": 1, "passed": 1, "failed": 0, "skipped": 0},
-        "tests": [
-            {
-                "framework": "pytest",
-                "suite": "s",
-                "test": "t",
-                "target": target,
-                "status": "PASS",
-                "models": {"sine": record},
-            }
-        ],
-    }
+    metrics = minimal_metrics(target, {"sine": record}, {"build_id": build_id})
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return folder

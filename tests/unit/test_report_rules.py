@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from minimal_metrics import minimal_metrics
 
 from hil.errors import ConfigError
 from hil.models import ModelZoo
@@ -42,24 +43,8 @@ def _metrics(
     }  # fmt: skip
     if instructions is not None:
         record["emulated_cost"] = {"count": 3, "instructions_median": instructions, "virtual_us_median": 1.0}
-    return {
-        "schema": "tinyml-hil.metrics/2",
-        "run_id": f"run-{target}",
-        "complete": complete,
-        "targets": [target],
-        "devices": [{"target": target, "clock_hz": clock_hz, "build_id": build_id, "models": {"m": {"sha256": sha}}}],
-        "summary": {"tests": 1, "passed": 1, "failed": 0, "skipped": 0},
-        "tests": [
-            {
-                "framework": "pytest",
-                "suite": "s",
-                "test": "t",
-                "target": target,
-                "status": "PASS",
-                "models": {"m": record},
-            }
-        ],
-    }
+    device = {"clock_hz": clock_hz, "build_id": build_id, "models": {"m": {"sha256": sha}}}
+    return minimal_metrics(target, {"m": record}, device, complete=complete)
 
 
 def _run(tmp_path: Path, name: str, metrics: dict[str, Any]) -> Run:
