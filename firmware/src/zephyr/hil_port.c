@@ -23,13 +23,15 @@ K_SEM_DEFINE(tx_space, 0, 1);
 static const struct device *port_uart;
 static struct k_sem *port_wake;
 /*
- * Zephyr 3.7's STM32 UART driver counts the bytes of one FIFO call in a uint8_t: asked for more
- * than 255 it wraps and overwrites its own data. A real UART never has that many pending, an
- * emulator does (Renode). Other drivers get the whole room: the nRF UARTE in Renode 1.14 has a
- * race between its receive thread and the CPU that this loop's exact timing keeps away
+ * Many of Zephyr 3.7's UART drivers count the bytes of one FIFO call in a uint8_t (STM32,
+ * Stellaris, PL011, nRF UART, MCUX, Gecko, ...): asked for more than 255 they wrap, and overwrite
+ * their own data or, where the FIFO never fills (QEMU's Stellaris UART), send the same bytes
+ * forever. A real UART never has that many pending, an emulator does. So 255 at most, except
+ * for the nRF UARTE, which counts in int and gets the whole room: in Renode 1.14 it has a race
+ * between its receive thread and the CPU that this loop's exact timing keeps away
  * (docs/renode.md, "Known emulator problems").
  */
-#define FIFO_CALL_MAX (IS_ENABLED(CONFIG_UART_STM32) ? 255U : UINT32_MAX)
+#define FIFO_CALL_MAX (IS_ENABLED(CONFIG_UART_NRFX_UARTE) ? UINT32_MAX : 255U)
 
 static struct k_spinlock ring_lock;
 static bool polled;
