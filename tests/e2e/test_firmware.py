@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,23 @@ def test_hil_suites_pass_on_the_firmware(
         assert costs, "no latency check recorded emulated instructions"
         assert all(c["instructions_median"] > 0 for c in costs)
         assert all(c["virtual_us_median"] == pytest.approx(c["device_us_median"], rel=0.01) for c in costs)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_a_half_sent_request_is_abandoned_after_silence_and_the_next_one_answered(
+    config: HilConfig, built: dict[str, BuildResult], target: str, tmp_path: Path
+) -> None:
+    # The device's stale-frame rule, whatever carries the bytes: on qemu:mps2_an385 the semihosting
+    # port waits with interrupts masked, so it measures the silence itself (hil_port_semihost.c).
+    _build(config, built, target)
+    if target.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
+        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    with Device(config.target(target), config, tmp_path) as dut:
+        frame = p.encode_frame(p.MsgType.ECHO, 200, bytes(100))
+        dut.link.write_raw(frame[:50])
+        time.sleep(3 * p.STALE_FRAME_S)
+        started = time.monotonic()
+        assert dut.echo(b"after the silence") == b"after the silence"
+        assert time.monotonic() - started < 1.0  # answered at once, not after the host's own 2 s give-up

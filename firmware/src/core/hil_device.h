@@ -97,6 +97,12 @@ void hil_device_rx(struct hil_device *dev, const uint8_t *data, size_t len, uint
 /* Periodic silence check (every few tens of ms): abandons a partial frame after 100 ms. */
 void hil_device_tick(struct hil_device *dev, uint32_t now_ms);
 
+/*
+ * The line was silent for more than 100 ms before the bytes that come next, as measured by the
+ * port rather than the device clock: abandon a partial frame now (as hil_device_tick would have).
+ */
+void hil_device_rx_silence(struct hil_device *dev);
+
 /* Bytes the receiver needs before hil_device_rx can act on them (hil_decoder_wanted). */
 size_t hil_device_rx_wanted(const struct hil_device *dev);
 

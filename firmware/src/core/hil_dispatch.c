@@ -396,6 +396,13 @@ void hil_device_tick(struct hil_device *dev, uint32_t now_ms)
 	}
 }
 
+void hil_device_rx_silence(struct hil_device *dev)
+{
+	if (!dev->reset_pending) {
+		(void)hil_decoder_abandon_partial(&dev->decoder, on_item, dev);
+	}
+}
+
 size_t hil_device_rx_wanted(const struct hil_device *dev)
 {
 	return hil_decoder_wanted(&dev->decoder);

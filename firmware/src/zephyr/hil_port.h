@@ -36,6 +36,13 @@ size_t hil_port_read(uint8_t *buf, size_t len);
  */
 void hil_port_wake_after(size_t bytes);
 
+/*
+ * True once after the port saw the line fall silent for more than 100 ms while the main loop
+ * could not tick (the semihosting port); the bytes read so far came before that silence.
+ * Where the main loop ticks through silences (the UARTs) it is always false.
+ */
+bool hil_port_take_silence(void);
+
 /* Forget received bytes not read yet (a soft reset, as a reboot would). */
 void hil_port_discard_input(void);
 

@@ -8,10 +8,11 @@
  * host, whatever -icount says), so a 1,960-byte keyword-spotting request cost ~100 ms of wall
  * time; the semihosting console queues up to 1 KiB per turn (QEMU 7.2 semihosting/console.c).
  *
- * SYS_READC halts the CPU while that queue is empty, inside the call, until a byte or an
- * interrupt arrives. The receive thread therefore runs below every other thread: it takes the
- * place of the idle thread, and an interrupt that wakes another thread preempts it mid-call
- * (QEMU re-executes the BKPT afterwards). Writes are synchronous (SYS_WRITEC per byte).
+ * SYS_READC halts the CPU while that queue is empty, inside the call, until a byte arrives. The
+ * receive thread therefore runs below every other thread, in place of the idle thread, and it
+ * waits with interrupts masked (see semihost_readc): timers wait with it, so it measures the
+ * line's silences itself, in host time, for the protocol's 100 ms stale-frame rule. Writes are
+ * synchronous (SYS_WRITEC per byte).
  */
 
 #include "hil_port.h"
@@ -22,6 +23,7 @@
 #include <zephyr/sys/ring_buffer.h>
 
 #define RX_THREAD_STACK 512
+#define STALE_NS        (100ULL * 1000ULL * 1000ULL) /* the protocol's stale-frame silence */
 
 RING_BUF_DECLARE(rx_ring, CONFIG_HIL_UART_RX_BUF_SIZE);
 K_MUTEX_DEFINE(tx_lock);
@@ -29,6 +31,7 @@ K_MUTEX_DEFINE(tx_lock);
 static struct k_sem *port_wake;
 static uint32_t rx_dropped;
 static atomic_t wake_after = ATOMIC_INIT(1);
+static atomic_t silence;
 
 /*
  * SYS_READC, taking the byte from where QEMU stores it, one byte below the stack pointer: QEMU 7.2
@@ -54,14 +57,37 @@ static uint8_t semihost_readc(void)
 	return (uint8_t)byte;
 }
 
+/* Host time since QEMU started, in ns (SYS_ELAPSED; QEMU's tick frequency is 1 GHz). */
+static uint64_t semihost_elapsed_ns(void)
+{
+	uint32_t ticks[2] = {0U, 0U};
+
+	(void)semihost_exec(SEMIHOST_ELAPSED, ticks);
+	return ((uint64_t)ticks[1] << 32) | ticks[0];
+}
+
 static void rx_thread(void *a, void *b, void *c)
 {
 	ARG_UNUSED(a);
 	ARG_UNUSED(b);
 	ARG_UNUSED(c);
 
+	uint64_t last_ns = semihost_elapsed_ns();
+
 	for (;;) {
 		uint8_t byte = semihost_readc();
+		uint64_t now_ns = semihost_elapsed_ns();
+
+		/*
+		 * While the line is silent this thread waits with interrupts masked, so the main
+		 * loop cannot tick and abandon a partial frame after 100 ms: tell it now, before
+		 * the byte that ended the silence (it runs at once, being above this thread).
+		 */
+		if (now_ns - last_ns > STALE_NS) {
+			atomic_set(&silence, 1);
+			k_sem_give(port_wake);
+		}
+		last_ns = now_ns;
 
 		if (ring_buf_put(&rx_ring, &byte, 1) == 0U) {
 			rx_dropped++;
@@ -105,6 +131,11 @@ size_t hil_port_read(uint8_t *buf, size_t len)
 void hil_port_wake_after(size_t bytes)
 {
 	atomic_set(&wake_after, (atomic_val_t)MAX(bytes, 1U));
+}
+
+bool hil_port_take_silence(void)
+{
+	return atomic_cas(&silence, 1, 0);
 }
 
 void hil_port_discard_input(void)

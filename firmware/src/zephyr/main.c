@@ -168,6 +168,9 @@ int main(void)
 		       (n = hil_port_read(rx, sizeof(rx))) > 0U) {
 			hil_device_rx(&device, rx, n, hil_clock_now_ms());
 		}
+		if (hil_port_take_silence()) {
+			hil_device_rx_silence(&device);
+		}
 		if (IS_ENABLED(CONFIG_HIL_SENSOR) && !hil_device_reset_pending(&device)) {
 			feed_sensor_samples();
 		}

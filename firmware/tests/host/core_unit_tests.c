@@ -138,6 +138,26 @@ static void test_feed_without_stream_and_invoke_failure(void)
 	      "INFER reply: ticks, arena used, output: %s", device_replies());
 }
 
+static void test_a_silence_the_port_saw_abandons_the_partial_frame(void)
+{
+	uint8_t req[64];
+	size_t n = frame_of(req, HIL_MSG_ECHO, 41, "hello");
+
+	device_setup();
+	hil_device_rx(&device, req, n - 3U, 0);
+	CHECK(strcmp(device_replies(), "-") == 0, "a partial frame waits: %s", device_replies());
+	hil_device_rx_silence(&device);
+	CHECK(strcmp(device_replies(), "ERR:4:0") == 0, "truncated: %s", device_replies());
+	recording_port_clear(&port);
+	hil_device_rx(&device, req, n, 0);
+	CHECK(strcmp(device_replies(), "F:87:41:68656c6c6f") == 0, "the next frame is answered: %s",
+	      device_replies());
+	recording_port_clear(&port);
+	hil_device_rx_silence(&device);
+	CHECK(strcmp(device_replies(), "-") == 0, "no partial frame, nothing to say: %s",
+	      device_replies());
+}
+
 static void test_reset_reboots_and_prints_the_boot_lines(void)
 {
 	uint8_t req[64];
@@ -247,6 +267,7 @@ int run_unit_tests(void)
 	test_decoder_survives_a_full_buffer_of_garbage();
 	test_event_frame_and_line_come_before_the_feed_reply();
 	test_feed_without_stream_and_invoke_failure();
+	test_a_silence_the_port_saw_abandons_the_partial_frame();
 	test_reset_reboots_and_prints_the_boot_lines();
 	test_info_reply_ends_with_the_build_id();
 	test_model_info_reply_ends_with_the_model_sha256();
