@@ -98,6 +98,14 @@ def _build(config: HilConfig, built: dict[str, BuildResult], name: str) -> Build
     return built[name]
 
 
+def _runnable(config: HilConfig, built: dict[str, BuildResult], name: str) -> BuildResult:
+    """The target built, and its emulator at hand (else the test is skipped with the reason)."""
+    result = _build(config, built, name)
+    if name.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
+        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    return result
+
+
 @pytest.mark.parametrize("target", TARGETS)
 @pytest.mark.slow
 @pytest.mark.timeout(3600)
@@ -120,9 +128,7 @@ def test_build_writes_a_memory_report_with_the_embedded_models(
 def test_device_reports_the_build_id_of_its_image_and_the_sha256_of_its_models(
     config: HilConfig, built: dict[str, BuildResult], target: str, tmp_path: Path
 ) -> None:
-    result = _build(config, built, target)
-    if target.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
-        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    result = _runnable(config, built, target)
     image_build_id = p.find_build_id(result.image.read_bytes())
     assert image_build_id is not None, f"{result.image} lacks {p.BUILD_ID_MARKER!r}: was it garbage collected?"
     zoo = ModelZoo(config.models_dir)
@@ -139,9 +145,7 @@ def test_device_reports_the_build_id_of_its_image_and_the_sha256_of_its_models(
 def test_hil_suites_pass_on_the_firmware(
     config: HilConfig, built: dict[str, BuildResult], target: str, tmp_path: Path
 ) -> None:
-    _build(config, built, target)
-    if target.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
-        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    _runnable(config, built, target)
     argv = [sys.executable, "-m", "hil.cli", "run", "--target", target, "--out", str(tmp_path)]
     result = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -166,9 +170,7 @@ def test_a_half_sent_request_is_abandoned_after_silence_and_the_next_one_answere
 ) -> None:
     # The device's stale-frame rule, whatever carries the bytes: on qemu:mps2_an385 the semihosting
     # port waits with interrupts masked, so it measures the silence itself (hil_port_semihost.c).
-    _build(config, built, target)
-    if target.startswith("qemu") and not tools.simple("qemu-system-arm").usable:
-        pytest.skip(tools.simple("qemu-system-arm").why_not())
+    _runnable(config, built, target)
     with Device(config.target(target), config, tmp_path) as dut:
         frame = p.encode_frame(p.MsgType.ECHO, 200, bytes(100))
         dut.link.write_raw(frame[:50])

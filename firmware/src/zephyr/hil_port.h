@@ -32,7 +32,8 @@ size_t hil_port_read(uint8_t *buf, size_t len);
 
 /*
  * The reader can do nothing before this many more bytes arrive (the rest of a frame): the port
- * may hold back waking it until then. The main loop's periodic tick reads whatever came anyway.
+ * may hold back waking it until then (the main loop's tick still reads what came, and a silence
+ * mid-frame is reported by hil_port_take_silence).
  */
 void hil_port_wake_after(size_t bytes);
 
